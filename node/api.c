@@ -1,0 +1,311 @@
+/*
+ * api.c - the local face: the front desk's and managers' JSON API.
+ *
+ * Every /api/v1 request carries a staff bearer token (`passerelle staff
+ * add`); the role decides what it may do.  /healthz and /metrics are open,
+ * which is why the local face listens on loopback by default.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "http.h"
+#include "log.h"
+#include "member.h"
+#include "peer.h"
+#include "qr.h"
+#include "server.h"
+#include "staff.h"
+#include "visit.h"
+
+#define API_PREFIX "/api/v1/"
+
+struct api_ctx {
+	struct http_job *job;
+	struct worker *w;
+	PGconn *conn;
+	enum staff_role role;
+	char actor[128];
+};
+
+static bool
+api_require(struct api_ctx *c, enum staff_role min)
+{
+	if (c->role >= min)
+		return true;
+	http_reply_error(c->job, 403, "forbidden", "this needs the %s role",
+	    staff_role_name(min));
+	return false;
+}
+
+static void
+api_healthz(struct http_job *job, struct worker *w)
+{
+	PGconn *conn = server_worker_db(w);
+	PGresult *res = conn != NULL ? db_query(conn, "select 1", 0, NULL) : NULL;
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "status", res != NULL ? "ok" : "degraded");
+	cJSON_AddStringToObject(o, "space", node_space_id(w->node));
+	cJSON_AddNumberToObject(o, "directory_serial",
+	    (double)node_directory_serial(w->node));
+	cJSON_AddStringToObject(o, "database", res != NULL ? "ok" : "unreachable");
+	PQclear(res);
+	http_reply_json(job, res != NULL ? 200 : 503, o);
+}
+
+static void
+api_metrics(struct http_job *job, struct worker *w)
+{
+	uint64_t calls, conns;
+	char text[512];
+
+	peer_stats(&calls, &conns);
+	snprintf(text, sizeof(text),
+	    "# TYPE passerelle_peer_calls_total counter\n"
+	    "passerelle_peer_calls_total %llu\n"
+	    "# TYPE passerelle_peer_connections_total counter\n"
+	    "passerelle_peer_connections_total %llu\n"
+	    "# TYPE passerelle_directory_serial gauge\n"
+	    "passerelle_directory_serial %lld\n",
+	    (unsigned long long)calls, (unsigned long long)conns,
+	    (long long)node_directory_serial(w->node));
+	http_reply_text(job, 200, "text/plain; version=0.0.4", text);
+}
+
+static void
+api_checkin(struct api_ctx *c)
+{
+	struct visit_decision d;
+	const cJSON *tok;
+	cJSON *req;
+	int r;
+
+	if (!api_require(c, STAFF_CONCIERGE) || (req = http_job_json(c->job)) == NULL)
+		return;
+	tok = cJSON_GetObjectItemCaseSensitive(req, "pass");
+	if (!cJSON_IsString(tok)) {
+		cJSON_Delete(req);
+		http_reply_error(c->job, 400, "bad_request", "expected {\"pass\": TOKEN}");
+		return;
+	}
+	r = visit_check_in(c->w->node, c->conn, c->w->pc, tok->valuestring, &d);
+	cJSON_Delete(req);
+	if (r < 0)
+		http_reply_error(c->job, 503, "unavailable", "%s", d.reason);
+	else
+		http_reply_json(c->job, 200, visit_decision_json(&d));
+	log_info("check-in %s: %s%s%s (%s)", d.visit_id[0] ? d.visit_id : "-",
+	    d.admitted ? "admitted" : "refused", d.reason_code[0] ? " " : "",
+	    d.reason_code, d.home);
+	visit_decision_clear(&d);
+}
+
+static void
+api_checkout(struct api_ctx *c, const char *visit_id)
+{
+	struct visit_checkout out;
+	char err[256];
+	cJSON *o;
+	int r;
+
+	if (!api_require(c, STAFF_CONCIERGE))
+		return;
+	r = visit_check_out(c->w->node, c->conn, c->w->pc, visit_id, &out, err, sizeof(err));
+	if (r == -ENOENT) {
+		http_reply_error(c->job, 404, "unknown_visit", "%s", err);
+		return;
+	} else if (r == -EINVAL) {
+		http_reply_error(c->job, 409, "not_open", "%s", err);
+		return;
+	} else if (r < 0) {
+		http_reply_error(c->job, 503, "unavailable", "%s", err);
+		return;
+	}
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "visit_id", out.visit_id);
+	cJSON_AddStringToObject(o, "home", out.home);
+	cJSON_AddNumberToObject(o, "units", out.units);
+	cJSON_AddBoolToObject(o, "already_closed", out.already);
+	cJSON_AddBoolToObject(o, "reported_to_home", out.reported);
+	http_reply_json(c->job, 200, o);
+}
+
+static void
+api_visits(struct api_ctx *c)
+{
+	cJSON *a, *o;
+
+	if (!api_require(c, STAFF_CONCIERGE))
+		return;
+	a = visit_list_present(c->conn);
+	if (a == NULL) {
+		http_reply_error(c->job, 503, "unavailable", "database error");
+		return;
+	}
+	o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "present", cJSON_GetArraySize(a));
+	cJSON_AddItemToObject(o, "visits", a);
+	http_reply_json(c->job, 200, o);
+}
+
+static void
+api_member_reply(struct api_ctx *c, int r, cJSON *m, const char *err, int ok_status)
+{
+	if (r == 0)
+		http_reply_json(c->job, ok_status, m);
+	else if (r == -ENOENT)
+		http_reply_error(c->job, 404, "unknown_member", "%s", err);
+	else if (r == -EINVAL || r == -EPERM)
+		http_reply_error(c->job, 400, "bad_request", "%s", err);
+	else
+		http_reply_error(c->job, 503, "unavailable", "%s", err);
+}
+
+static const char *
+api_string(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void
+api_members(struct api_ctx *c, const char *rest)
+{
+	char err[256] = "";
+	cJSON *m = NULL, *req;
+	int r;
+
+	if (!api_require(c, STAFF_MANAGER))
+		return;
+	if (rest[0] == '\0' && c->job->method == HTTP_GET) {
+		r = member_list(c->conn, &m);
+		api_member_reply(c, r, m, "database error", 200);
+	} else if (rest[0] == '\0' && c->job->method == HTTP_POST) {
+		struct member_new mn;
+		const cJSON *t;
+
+		if ((req = http_job_json(c->job)) == NULL)
+			return;
+		memset(&mn, 0, sizeof(mn));
+		mn.full_name = api_string(req, "full_name");
+		mn.display_name = api_string(req, "display_name");
+		mn.email = api_string(req, "email");
+		mn.plan = api_string(req, "plan") ? api_string(req, "plan") : "tickets";
+		t = cJSON_GetObjectItemCaseSensitive(req, "tickets");
+		mn.tickets = cJSON_IsNumber(t) ? t->valueint : 0;
+		mn.valid_until = api_string(req, "valid_until");
+		mn.actor = c->actor;
+		r = member_add(c->conn, &mn, &m, err, sizeof(err));
+		cJSON_Delete(req);
+		api_member_reply(c, r, m, err, 201);
+	} else {
+		char ref[128];
+		const char *slash = strchr(rest, '/');
+		size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+
+		if (n == 0 || n >= sizeof(ref)) {
+			http_reply_error(c->job, 404, "not_found", "no such member path");
+			return;
+		}
+		memcpy(ref, rest, n);
+		ref[n] = '\0';
+		if (slash == NULL && c->job->method == HTTP_GET) {
+			r = member_show(c->conn, ref, &m, err, sizeof(err));
+			api_member_reply(c, r, m, err, 200);
+		} else if (slash != NULL && strcmp(slash, "/topup") == 0 &&
+		    c->job->method == HTTP_POST) {
+			const cJSON *t;
+
+			if ((req = http_job_json(c->job)) == NULL)
+				return;
+			t = cJSON_GetObjectItemCaseSensitive(req, "tickets");
+			r = member_topup(c->conn, ref, cJSON_IsNumber(t) ? t->valueint : 0,
+			    c->actor, &m, err, sizeof(err));
+			cJSON_Delete(req);
+			api_member_reply(c, r, m, err, 200);
+		} else if (slash != NULL && strcmp(slash, "/passes") == 0 &&
+		    c->job->method == HTTP_POST) {
+			char *token = NULL, *svg = NULL;
+
+			r = member_issue_pass(c->w->node, c->conn, ref, &token, &m, err,
+			    sizeof(err));
+			if (r == 0 && qr_svg(token, &svg) == 0)
+				cJSON_AddStringToObject(m, "qr_svg", svg);
+			free(svg);
+			free(token);
+			api_member_reply(c, r, m, err, 201);
+		} else {
+			http_reply_error(c->job, 404, "not_found", "no endpoint %s", c->job->path);
+		}
+	}
+}
+
+void
+api_handle(struct http_job *job, void *worker, void *arg)
+{
+	struct worker *w = worker;
+	struct api_ctx c;
+	const char *p = job->path;
+
+	if (strcmp(p, "/healthz") == 0) {
+		api_healthz(job, w);
+		return;
+	}
+	if (strcmp(p, "/metrics") == 0) {
+		api_metrics(job, w);
+		return;
+	}
+	if (strncmp(p, API_PREFIX, strlen(API_PREFIX)) != 0) {
+		http_reply_error(job, 404, "not_found", "no endpoint %s", p);
+		return;
+	}
+	memset(&c, 0, sizeof(c));
+	c.job = job;
+	c.w = w;
+	c.conn = server_worker_db(w);
+	if (c.conn == NULL) {
+		http_reply_error(job, 503, "unavailable", "the node's database is down");
+		return;
+	}
+	{
+		char name[100];
+		int r = staff_authenticate(c.conn, job->authorization, &c.role, name,
+		    sizeof(name));
+
+		if (r == -EIO) {
+			http_reply_error(job, 503, "unavailable", "database error");
+			return;
+		}
+		if (r < 0) {
+			http_reply_error(job, 401, "unauthorized",
+			    "send 'Authorization: Bearer TOKEN' with a staff token");
+			return;
+		}
+		snprintf(c.actor, sizeof(c.actor), "staff:%s", name);
+	}
+	p += strlen(API_PREFIX);
+	if (strcmp(p, "checkin") == 0 && job->method == HTTP_POST) {
+		api_checkin(&c);
+	} else if (strcmp(p, "visits") == 0 && job->method == HTTP_GET) {
+		api_visits(&c);
+	} else if (strncmp(p, "visits/", 7) == 0 && job->method == HTTP_POST &&
+	    strlen(p) == 7 + 36 + strlen("/checkout") &&
+	    strcmp(p + 7 + 36, "/checkout") == 0) {
+		char vid[37];
+
+		memcpy(vid, p + 7, 36);
+		vid[36] = '\0';
+		api_checkout(&c, vid);
+	} else if (strcmp(p, "members") == 0) {
+		api_members(&c, "");
+	} else if (strncmp(p, "members/", 8) == 0) {
+		api_members(&c, p + 8);
+	} else {
+		http_reply_error(job, 404, "not_found", "no endpoint %s %s",
+		    job->method == HTTP_POST ? "POST" : "GET", job->path);
+	}
+}

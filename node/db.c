@@ -1,0 +1,466 @@
+/*
+ * db.c - PostgreSQL through libpq: connections, migrations, small helpers.
+ *
+ * This file owns the conversation with the server at its lowest level: it
+ * opens a session in the shape the rest of the node expects (UTC, UTF-8,
+ * application_name), applies the migrations compiled into the binary, and
+ * runs parameterised statements, logging a failure once.  It knows nothing
+ * of members, passes or visits; those modules write their own SQL.  It does
+ * not start servers either: the embedded cluster is pgembed.c's business.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "db.h"
+#include "log.h"
+#include "util.h"
+
+/*
+ * The key of the session advisory lock that serialises migrators, in every
+ * database the node uses: the ASCII bytes of "Passerel" read as a big-endian
+ * 64-bit integer.  Any fixed value would do; this one is easy to recognise
+ * in pg_locks.
+ */
+#define DB_MIGRATE_LOCK_KEY "5792037535235597676"
+
+/* Without a connect_timeout in the conninfo, libpq may wait forever. */
+#define DB_CONNECT_TIMEOUT "10"
+
+static _Thread_local char db_sqlstate[6];
+
+/* Copies libpq's message into err on one line, without its final newline. */
+static void
+db_format_error(char *err, size_t errlen, const char *prefix, const char *msg)
+{
+	size_t n;
+
+	if (err == NULL || errlen == 0)
+		return;
+	if (msg == NULL || *msg == '\0')
+		msg = "unknown error";
+	snprintf(err, errlen, "%s%s", prefix, msg);
+	n = strlen(err);
+	while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
+		err[--n] = '\0';
+	for (char *p = err; *p != '\0'; p++)
+		if (*p == '\n' || *p == '\t')
+			*p = ' ';
+}
+
+/*
+ * Notes why res (possibly NULL) failed: remembers its SQLSTATE for
+ * db_last_sqlstate() and describes it in err as "SQLSTATE: message".
+ */
+static void
+db_note_failure(PGconn *conn, const PGresult *res, char *err, size_t errlen)
+{
+	const char *state = NULL, *msg = NULL;
+	char prefix[16];
+
+	if (res != NULL) {
+		state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		if (msg == NULL)
+			msg = PQresultErrorMessage(res);
+	}
+	if (msg == NULL || *msg == '\0')
+		msg = PQerrorMessage(conn);
+	util_strlcpy(db_sqlstate, state != NULL ? state : "", sizeof(db_sqlstate));
+	if (state != NULL)
+		snprintf(prefix, sizeof(prefix), "%s: ", state);
+	else
+		prefix[0] = '\0';
+	db_format_error(err, errlen, prefix, msg);
+}
+
+static bool
+db_result_ok(const PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+
+	return res != NULL && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK);
+}
+
+/*
+ * Server notices go to the node's log instead of libpq's default, stderr:
+ * warnings as warnings, the chatter ("relation already exists, skipping")
+ * at debug level.
+ */
+static void
+db_notice(void *arg, const PGresult *res)
+{
+	const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+	(void)arg;
+	if (msg == NULL)
+		return;
+	if (severity != NULL && strcmp(severity, "WARNING") == 0)
+		log_warnx("postgres: %s", msg);
+	else
+		log_debug("postgres: %s", msg);
+}
+
+int
+db_connect(const char *conninfo, PGconn **ret, char *err, size_t errlen)
+{
+	/*
+	 * Keywords before "dbname" are defaults that the expanded conninfo may
+	 * override; fallback_application_name also yields to $PGAPPNAME.
+	 */
+	const char *keys[] = { "connect_timeout", "client_encoding",
+		"fallback_application_name", "dbname", NULL };
+	const char *values[] = { DB_CONNECT_TIMEOUT, "UTF8", "passerelle",
+		conninfo != NULL ? conninfo : "", NULL };
+	PGconn *conn;
+	PGresult *res;
+	int r;
+
+	if (getenv("PGCONNECT_TIMEOUT") != NULL)
+		values[0] = NULL;	/* NULL values are skipped */
+	conn = PQconnectdbParams(keys, values, 1);
+	if (conn == NULL) {
+		snprintf(err, errlen, "cannot connect to PostgreSQL: out of memory");
+		return -ENOMEM;
+	}
+	if (PQstatus(conn) != CONNECTION_OK) {
+		db_format_error(err, errlen, "cannot connect to PostgreSQL: ",
+		    PQerrorMessage(conn));
+		r = -ECONNREFUSED;
+		goto fail;
+	}
+	PQsetNoticeReceiver(conn, db_notice, NULL);
+	/* Every timestamp the node reads or writes is in UTC. */
+	res = PQexec(conn, "SET TIME ZONE 'UTC'");
+	if (!db_result_ok(res)) {
+		db_format_error(err, errlen, "cannot set the time zone: ",
+		    res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+		PQclear(res);
+		r = -EIO;
+		goto fail;
+	}
+	PQclear(res);
+	*ret = conn;
+	return 0;
+fail:
+	PQfinish(conn);
+	return r;
+}
+
+/* ---- Migrations ------------------------------------------------------- */
+
+static int
+db_latest_version(void)
+{
+	int latest = 0;
+
+	for (const struct db_migration *m = db_migrations; m->name != NULL; m++)
+		if (m->version > latest)
+			latest = m->version;
+	return latest;
+}
+
+/* The newest recorded version, or 0 when schema_migrations is missing. */
+static int
+db_current_version(PGconn *conn, int *ret, char *err, size_t errlen)
+{
+	PGresult *res;
+	int r = -EIO;
+
+	/*
+	 * Two steps, because a statement naming a missing table fails as a
+	 * whole (and would abort the caller's transaction).
+	 */
+	res = PQexecParams(conn,
+	    "SELECT to_regclass('schema_migrations') IS NOT NULL",
+	    0, NULL, NULL, NULL, NULL, 0);
+	if (!db_result_ok(res) || PQntuples(res) != 1)
+		goto fail;
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		*ret = 0;
+		PQclear(res);
+		return 0;
+	}
+	PQclear(res);
+	res = PQexecParams(conn,
+	    "SELECT coalesce(max(version), 0) FROM schema_migrations",
+	    0, NULL, NULL, NULL, NULL, 0);
+	if (!db_result_ok(res) || PQntuples(res) != 1)
+		goto fail;
+	*ret = atoi(PQgetvalue(res, 0, 0));
+	r = 0;
+fail:
+	if (r < 0)
+		db_note_failure(conn, res, err, errlen);
+	PQclear(res);
+	return r;
+}
+
+static int
+db_migrate_lock(PGconn *conn, const char *fn, char *err, size_t errlen)
+{
+	const char *params[] = { DB_MIGRATE_LOCK_KEY };
+	char sql[64];
+	PGresult *res;
+
+	snprintf(sql, sizeof(sql), "SELECT %s($1::bigint)", fn);
+	res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
+	if (!db_result_ok(res)) {
+		db_note_failure(conn, res, err, errlen);
+		PQclear(res);
+		return -EIO;
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* Applies one migration and records it, in a single transaction. */
+static int
+db_migrate_one(PGconn *conn, const struct db_migration *m, char *err,
+    size_t errlen)
+{
+	char version[16], reason[512];
+	const char *params[2] = { version, m->name };
+	PGresult *res;
+
+	snprintf(version, sizeof(version), "%d", m->version);
+	res = PQexec(conn, "BEGIN");
+	if (!db_result_ok(res))
+		goto fail;
+	PQclear(res);
+	/*
+	 * A migration file holds several statements, which only the simple
+	 * query protocol accepts; its text is part of the binary, never input.
+	 * Files must not contain BEGIN or COMMIT of their own.
+	 */
+	res = PQexec(conn, m->sql);
+	if (!db_result_ok(res))
+		goto fail;
+	PQclear(res);
+	res = PQexecParams(conn,
+	    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+	    2, NULL, params, NULL, NULL, 0);
+	if (!db_result_ok(res))
+		goto fail;
+	PQclear(res);
+	if (db_commit(conn) < 0) {
+		snprintf(err, errlen, "migration %s failed: it could not be "
+		    "committed (SQLSTATE %s)", m->name, db_sqlstate);
+		db_rollback(conn);
+		return -EIO;
+	}
+	return 0;
+fail:
+	db_note_failure(conn, res, reason, sizeof(reason));
+	snprintf(err, errlen, "migration %s failed: %s", m->name, reason);
+	PQclear(res);
+	db_rollback(conn);
+	return -EIO;
+}
+
+int
+db_migrate(PGconn *conn, int *ret_applied, char *err, size_t errlen)
+{
+	const struct db_migration *m;
+	int applied = 0, current, latest, prev = 0, r;
+	bool locked = false;
+	PGresult *res;
+
+	/* The generated table must be in order; a broken build is caught here. */
+	for (m = db_migrations; m->name != NULL; m++) {
+		if (m->version <= prev) {
+			snprintf(err, errlen, "migration %s is out of order",
+			    m->name);
+			return -EINVAL;
+		}
+		prev = m->version;
+	}
+	latest = db_latest_version();
+	if (db_is_broken(conn)) {
+		snprintf(err, errlen, "cannot migrate: the connection is broken");
+		return -EIO;
+	}
+	if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
+		snprintf(err, errlen, "cannot migrate inside a transaction");
+		return -EBUSY;
+	}
+
+	/*
+	 * A session lock, not a transaction lock: it must outlive the one
+	 * transaction per migration.  Two nodes starting at once on the same
+	 * database wait here for each other, and the second finds nothing to do.
+	 */
+	r = db_migrate_lock(conn, "pg_advisory_lock", err, errlen);
+	if (r < 0)
+		goto out;
+	locked = true;
+
+	res = PQexec(conn,
+	    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+	    " version int PRIMARY KEY,"
+	    " name text NOT NULL,"
+	    " applied_at timestamptz NOT NULL DEFAULT now())");
+	if (!db_result_ok(res)) {
+		db_note_failure(conn, res, err, errlen);
+		PQclear(res);
+		r = -EIO;
+		goto out;
+	}
+	PQclear(res);
+
+	r = db_current_version(conn, &current, err, errlen);
+	if (r < 0)
+		goto out;
+	if (current > latest) {
+		snprintf(err, errlen, "the database is at schema version %d but "
+		    "this passerelle knows only up to %d; refusing to run an "
+		    "older binary against a newer database", current, latest);
+		r = -EPROTO;
+		goto out;
+	}
+
+	for (m = db_migrations; m->name != NULL; m++) {
+		const char *params[1];
+		char version[16];
+
+		snprintf(version, sizeof(version), "%d", m->version);
+		params[0] = version;
+		/* Checked one by one: a gap left by a failed run is filled. */
+		res = PQexecParams(conn,
+		    "SELECT 1 FROM schema_migrations WHERE version = $1",
+		    1, NULL, params, NULL, NULL, 0);
+		if (!db_result_ok(res)) {
+			db_note_failure(conn, res, err, errlen);
+			PQclear(res);
+			r = -EIO;
+			goto out;
+		}
+		if (PQntuples(res) > 0) {
+			PQclear(res);
+			continue;
+		}
+		PQclear(res);
+		r = db_migrate_one(conn, m, err, errlen);
+		if (r < 0)
+			goto out;
+		log_info("applied schema migration %s", m->name);
+		applied++;
+	}
+	r = 0;
+out:
+	if (locked) {
+		char unlock_err[256];
+
+		/* A broken connection has released the lock with the session. */
+		if (db_migrate_lock(conn, "pg_advisory_unlock", unlock_err,
+		    sizeof(unlock_err)) < 0 && r == 0) {
+			snprintf(err, errlen, "cannot release the migration "
+			    "lock: %s", unlock_err);
+			r = -EIO;
+		}
+	}
+	if (r == 0 && ret_applied != NULL)
+		*ret_applied = applied;
+	return r;
+}
+
+int
+db_schema_version(PGconn *conn, int *ret_current, int *ret_latest)
+{
+	char err[256];
+	int current, r;
+
+	r = db_current_version(conn, &current, err, sizeof(err));
+	if (r < 0) {
+		log_warnx("cannot read the schema version: %s", err);
+		return r;
+	}
+	if (ret_current != NULL)
+		*ret_current = current;
+	if (ret_latest != NULL)
+		*ret_latest = db_latest_version();
+	return 0;
+}
+
+/* ---- Statements ------------------------------------------------------- */
+
+PGresult *
+db_query(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	PGresult *res;
+	char err[512];
+
+	res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	if (db_result_ok(res))
+		return res;
+	db_note_failure(conn, res, err, sizeof(err));
+	log_warnx("query failed: %s", err);
+	PQclear(res);
+	return NULL;
+}
+
+int
+db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	PGresult *res = db_query(conn, sql, nparams, params);
+
+	if (res == NULL)
+		return -EIO;
+	PQclear(res);
+	return 0;
+}
+
+int
+db_begin(PGconn *conn)
+{
+	return db_exec(conn, "BEGIN", 0, NULL);
+}
+
+int
+db_commit(PGconn *conn)
+{
+	PGresult *res = db_query(conn, "COMMIT", 0, NULL);
+	bool committed;
+
+	if (res == NULL)
+		return -EIO;
+	/*
+	 * COMMIT of a transaction that has already failed "succeeds" and
+	 * answers ROLLBACK: nothing was written, and the caller must know.
+	 */
+	committed = strcmp(PQcmdStatus(res), "COMMIT") == 0;
+	PQclear(res);
+	if (!committed) {
+		util_strlcpy(db_sqlstate, "25P02", sizeof(db_sqlstate));
+		log_warnx("commit failed: the transaction had been aborted");
+		return -EIO;
+	}
+	return 0;
+}
+
+void
+db_rollback(PGconn *conn)
+{
+	/*
+	 * Quietly: the failure that led here has been reported, and a rollback
+	 * on a broken connection has nothing left to undo.
+	 */
+	PQclear(PQexec(conn, "ROLLBACK"));
+}
+
+const char *
+db_last_sqlstate(void)
+{
+	return db_sqlstate;
+}
+
+bool
+db_is_broken(PGconn *conn)
+{
+	return conn == NULL || PQstatus(conn) != CONNECTION_OK;
+}

@@ -1,0 +1,61 @@
+/*
+ * db.h - PostgreSQL through libpq: connections, migrations, small helpers.
+ *
+ * Every statement goes through parameters (PQexecParams), never through
+ * pasted strings.  Each thread owns its own connection; nothing here is
+ * shared between threads.  Schema changes are the numbered files of schema/,
+ * compiled into the binary (scripts/embed-schema.py), applied forward only,
+ * each once in its own transaction, recorded in schema_migrations, and
+ * serialised between processes by an advisory lock.
+ */
+#ifndef PASSERELLE_DB_H
+#define PASSERELLE_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+struct db_migration {
+	int version;
+	const char *name;
+	const char *sql;
+};
+
+/* Terminated by an entry whose name is NULL (generated from schema/). */
+extern const struct db_migration db_migrations[];
+
+/* Connects, checks the connection and sets the session's time zone to UTC. */
+int db_connect(const char *conninfo, PGconn **ret, char *err, size_t errlen);
+
+/* Applies every pending migration; *ret_applied counts them. */
+int db_migrate(PGconn *conn, int *ret_applied, char *err, size_t errlen);
+
+/*
+ * The version the database is at (0 for an empty one) and the newest this
+ * binary knows.
+ */
+int db_schema_version(PGconn *conn, int *ret_current, int *ret_latest);
+
+/*
+ * Runs a statement with text parameters.  Returns the result when its status
+ * is PGRES_COMMAND_OK or PGRES_TUPLES_OK, otherwise logs the server's message
+ * once, clears it and returns NULL.  The caller PQclear()s the result.
+ */
+PGresult *db_query(PGconn *conn, const char *sql, int nparams,
+    const char *const *params);
+
+/* db_query for statements whose rows are not needed: 0 or -EIO. */
+int db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params);
+
+int db_begin(PGconn *conn);
+int db_commit(PGconn *conn);
+void db_rollback(PGconn *conn);
+
+/* The SQLSTATE of the last failed db_query on this thread ("" if none). */
+const char *db_last_sqlstate(void);
+
+/* True when the connection is broken (the caller reconnects). */
+bool db_is_broken(PGconn *conn);
+
+#endif

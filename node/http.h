@@ -1,0 +1,113 @@
+/*
+ * http.h - the HTTP faces of a node (libevent evhttp) and their worker pool.
+ *
+ * A face listens on one address with several loop threads, each with its own
+ * event_base, evhttp and SO_REUSEPORT socket, optionally behind TLS
+ * (bufferevent_openssl).  A loop thread only reads requests and writes
+ * replies: it copies what a handler needs into a struct http_job and queues
+ * it for the worker pool, whose threads own the database connections and the
+ * peer clients.  The reply is sent back from the loop thread that owns the
+ * connection.
+ */
+#ifndef PASSERELLE_HTTP_H
+#define PASSERELLE_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <openssl/ssl.h>
+
+struct http_face;
+struct http_pool;
+
+enum http_method {
+	HTTP_GET,
+	HTTP_POST,
+	HTTP_PUT,
+	HTTP_DELETE,
+	HTTP_OTHER,
+};
+
+struct http_job {
+	/* The request, copied on the loop thread. */
+	enum http_method method;
+	char *path;
+	char *query;			/* NULL when there is none */
+	char *body;			/* NUL-terminated */
+	size_t body_len;
+	char *authorization;		/* Authorization header or NULL */
+	char *idempotency_key;		/* Idempotency-Key header or NULL */
+	int64_t peer_directory_serial;	/* Passerelle-Directory-Serial, or 0 */
+	char remote[64];
+	bool has_peer_cert;		/* TLS faces: the client's certificate */
+	char peer_space[64];		/* its SAN space id ("" if none) */
+	uint8_t peer_spki_sha256[32];
+
+	/* The reply, filled by the handler on a worker thread. */
+	int status;
+	char *resp_body;
+	const char *content_type;
+	char *resp_location;		/* optional Location header */
+
+	/* Private to http.c. */
+	struct http_private *priv;
+};
+
+/* A handler runs on a worker thread; worker is what init_worker made. */
+typedef void (*http_handler_fn)(struct http_job *job, void *worker, void *arg);
+typedef int (*http_worker_init_fn)(void *arg, void **ret_worker);
+typedef void (*http_worker_fini_fn)(void *worker);
+
+int http_pool_new(struct http_pool **ret, int nthreads, http_worker_init_fn init,
+    http_worker_fini_fn fini, void *arg);
+/* Finishes the queued jobs, then joins and frees the threads. */
+void http_pool_free(struct http_pool *pool);
+
+struct http_face_options {
+	const char *name;		/* "federation", "local": for logs */
+	const char *listen;		/* "HOST:PORT", "[::1]:PORT" */
+	SSL_CTX *ssl_ctx;		/* NULL: plain HTTP */
+	int threads;
+	size_t max_body;
+	size_t max_headers;
+	int max_json_depth;
+	int timeout_seconds;
+	http_handler_fn handler;
+	void *handler_arg;
+	/* When set, every reply carries Passerelle-Directory-Serial. */
+	int64_t (*serial_fn)(void *arg);
+	void *serial_arg;
+};
+
+/* Binds and starts the loop threads (err gets a reason on failure). */
+int http_face_new(struct http_face **ret, const struct http_face_options *o,
+    struct http_pool *pool, char *err, size_t errlen);
+/* The port actually bound (useful with port 0). */
+int http_face_port(const struct http_face *face);
+/*
+ * Stops accepting, waits up to grace_ms for requests in flight, then stops
+ * the loops and frees the face.
+ */
+void http_face_free(struct http_face *face, int grace_ms);
+
+/* Reply helpers for handlers; they take ownership of the cJSON object. */
+void http_reply_json(struct http_job *job, int status, cJSON *body);
+void http_reply_text(struct http_job *job, int status, const char *type, const char *text);
+void http_reply_error(struct http_job *job, int status, const char *error,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/*
+ * Parses the body as a JSON object within the face's depth limit; on failure
+ * replies 400 itself and returns NULL.
+ */
+cJSON *http_job_json(struct http_job *job);
+
+/* The value of a query parameter (malloc'ed, decoded) or NULL. */
+char *http_job_query(const struct http_job *job, const char *name);
+
+/* Maximum nesting of a JSON text, scanning without parsing (strings aware). */
+int http_json_depth(const char *text, size_t len);
+
+#endif

@@ -1,0 +1,314 @@
+/*
+ * member.c - members, balances and passes at home.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+#include "member.h"
+#include "pass.h"
+#include "util.h"
+
+#define MEMBER_COLUMNS \
+	"m.id, m.pseudonym, m.full_name, m.display_name, coalesce(m.email, ''),"  \
+	" m.plan, m.tickets, coalesce(m.valid_until::text, ''), m.status,"       \
+	" (select coalesce(sum(delta), 0) from ticket_movements t"               \
+	"   where t.member_id = m.id)"
+
+static cJSON *
+member_json(PGresult *res, int row)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(o, "id", atof(PQgetvalue(res, row, 0)));
+	cJSON_AddStringToObject(o, "pseudonym", PQgetvalue(res, row, 1));
+	cJSON_AddStringToObject(o, "full_name", PQgetvalue(res, row, 2));
+	cJSON_AddStringToObject(o, "display_name", PQgetvalue(res, row, 3));
+	cJSON_AddStringToObject(o, "email", PQgetvalue(res, row, 4));
+	cJSON_AddStringToObject(o, "plan", PQgetvalue(res, row, 5));
+	if (strcmp(PQgetvalue(res, row, 5), "tickets") == 0) {
+		cJSON_AddNumberToObject(o, "tickets", atoi(PQgetvalue(res, row, 6)));
+		cJSON_AddNumberToObject(o, "ledger_sum", atoi(PQgetvalue(res, row, 9)));
+	}
+	if (PQgetvalue(res, row, 7)[0] != '\0')
+		cJSON_AddStringToObject(o, "valid_until", PQgetvalue(res, row, 7));
+	cJSON_AddStringToObject(o, "status", PQgetvalue(res, row, 8));
+	return o;
+}
+
+static const char member_where_ref[] =
+    " where (case when $1 ~ '^[0-9]{1,18}$' then m.id = $1::bigint else false end)"
+    " or m.pseudonym = $1 or lower(m.email) = lower($1)";
+
+/* Default display name: the first name and the last name's initial. */
+static void
+member_short_name(const char *full, char *out, size_t outlen)
+{
+	const char *space = strrchr(full, ' ');
+
+	if (space != NULL && space[1] != '\0' && space != full)
+		snprintf(out, outlen, "%.*s %c.", (int)(strchr(full, ' ') - full), full,
+		    space[1]);
+	else
+		snprintf(out, outlen, "%.30s", full);
+}
+
+int
+member_add(PGconn *conn, const struct member_new *m, cJSON **ret, char *err,
+    size_t errlen)
+{
+	char pseudonym[32], display[64], tickets[16];
+	const char *params[7];
+	PGresult *res;
+	int r = -EIO;
+
+	if (m->full_name == NULL || m->full_name[0] == '\0' || strlen(m->full_name) > 200) {
+		snprintf(err, errlen, "a member needs a name (at most 200 characters)");
+		return -EINVAL;
+	}
+	if (strcmp(m->plan, "tickets") != 0 && strcmp(m->plan, "monthly") != 0) {
+		snprintf(err, errlen, "plan must be 'tickets' or 'monthly', not '%s'", m->plan);
+		return -EINVAL;
+	}
+	if (strcmp(m->plan, "tickets") == 0 && (m->tickets < 0 || m->tickets > 10000)) {
+		snprintf(err, errlen, "tickets must be between 0 and 10000");
+		return -EINVAL;
+	}
+	if (strcmp(m->plan, "monthly") == 0 && m->valid_until == NULL) {
+		snprintf(err, errlen, "a monthly plan needs --until YYYY-MM-DD");
+		return -EINVAL;
+	}
+	if (m->email != NULL && (strchr(m->email, '@') == NULL || strlen(m->email) > 254)) {
+		snprintf(err, errlen, "'%s' is not an e-mail address", m->email);
+		return -EINVAL;
+	}
+	if (m->display_name != NULL) {
+		if (strlen(m->display_name) == 0 || strlen(m->display_name) > 24) {
+			snprintf(err, errlen, "the display name takes 1 to 24 bytes");
+			return -EINVAL;
+		}
+		util_strlcpy(display, m->display_name, sizeof(display));
+	} else {
+		member_short_name(m->full_name, display, sizeof(display));
+	}
+	util_random_token(pseudonym, 9);
+	snprintf(tickets, sizeof(tickets), "%d",
+	    strcmp(m->plan, "tickets") == 0 ? m->tickets : 0);
+
+	if (db_begin(conn) < 0)
+		goto out;
+	params[0] = pseudonym;
+	params[1] = display;
+	params[2] = m->full_name;
+	params[3] = m->email;
+	params[4] = m->plan;
+	params[5] = strcmp(m->plan, "monthly") == 0 ? m->valid_until : NULL;
+	params[6] = tickets;
+	res = db_query(conn, "insert into members (pseudonym, display_name, full_name,"
+	    " email, plan, valid_until, tickets) values ($1, $2, $3, $4, $5, $6::date, $7)"
+	    " returning id", 7, params);
+	if (res == NULL) {
+		snprintf(err, errlen, "cannot add the member (check --until's date: %s)",
+		    db_last_sqlstate());
+		db_rollback(conn);
+		return -EINVAL;
+	}
+	if (atoi(tickets) > 0) {
+		const char *p3[3] = { PQgetvalue(res, 0, 0), tickets, m->actor };
+
+		if (db_exec(conn, "insert into ticket_movements (member_id, delta, reason,"
+		    " actor) values ($1, $2, 'initial', $3)", 3, p3) < 0) {
+			PQclear(res);
+			db_rollback(conn);
+			goto out;
+		}
+	}
+	{
+		const char *p3[3] = { m->actor, PQgetvalue(res, 0, 0), m->plan };
+
+		db_exec(conn, "insert into audit (actor, action, subject, detail)"
+		    " values ($1, 'member.add', $2, $3)", 3, p3);
+	}
+	PQclear(res);
+	if (db_commit(conn) < 0)
+		goto out;
+	r = member_show(conn, pseudonym, ret, err, errlen);
+out:
+	if (r == -EIO)
+		snprintf(err, errlen, "database error while adding the member");
+	return r;
+}
+
+int
+member_show(PGconn *conn, const char *ref, cJSON **ret, char *err, size_t errlen)
+{
+	const char *params[1] = { ref };
+	PGresult *res;
+	char sql[1024];
+
+	snprintf(sql, sizeof(sql), "select " MEMBER_COLUMNS " from members m%s",
+	    member_where_ref);
+	res = db_query(conn, sql, 1, params);
+	if (res == NULL) {
+		snprintf(err, errlen, "database error");
+		return -EIO;
+	}
+	if (PQntuples(res) != 1) {
+		snprintf(err, errlen, "no member '%s' (give the id, pseudonym or e-mail)", ref);
+		PQclear(res);
+		return -ENOENT;
+	}
+	*ret = member_json(res, 0);
+	PQclear(res);
+	return 0;
+}
+
+int
+member_list(PGconn *conn, cJSON **ret)
+{
+	PGresult *res;
+	cJSON *a;
+
+	res = db_query(conn, "select " MEMBER_COLUMNS " from members m order by m.id",
+	    0, NULL);
+	if (res == NULL)
+		return -EIO;
+	a = cJSON_CreateArray();
+	for (int i = 0; i < PQntuples(res); i++)
+		cJSON_AddItemToArray(a, member_json(res, i));
+	PQclear(res);
+	*ret = a;
+	return 0;
+}
+
+int
+member_topup(PGconn *conn, const char *ref, int tickets, const char *actor,
+    cJSON **ret, char *err, size_t errlen)
+{
+	char n[16], sql[1024];
+	const char *params[3] = { ref, n, actor };
+	PGresult *res;
+
+	if (tickets <= 0 || tickets > 10000) {
+		snprintf(err, errlen, "a top-up adds 1 to 10000 tickets");
+		return -EINVAL;
+	}
+	snprintf(n, sizeof(n), "%d", tickets);
+	if (db_begin(conn) < 0)
+		goto db_error;
+	snprintf(sql, sizeof(sql),
+	    "update members m set tickets = tickets + $2::int%s and m.plan = 'tickets'"
+	    " returning id", member_where_ref);
+	/* $1 appears in the shared WHERE; $2, $3 are ours. */
+	res = db_query(conn, sql, 2, params);
+	if (res == NULL) {
+		db_rollback(conn);
+		goto db_error;
+	}
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		db_rollback(conn);
+		snprintf(err, errlen, "no ticket-book member '%s'", ref);
+		return -ENOENT;
+	}
+	{
+		const char *p3[3] = { PQgetvalue(res, 0, 0), n, actor };
+
+		if (db_exec(conn, "insert into ticket_movements (member_id, delta, reason,"
+		    " actor) values ($1, $2, 'topup', $3)", 3, p3) < 0 ||
+		    db_exec(conn, "insert into audit (actor, action, subject, detail)"
+		    " values ($3, 'member.topup', $1, $2)", 3, p3) < 0) {
+			PQclear(res);
+			db_rollback(conn);
+			goto db_error;
+		}
+	}
+	PQclear(res);
+	if (db_commit(conn) < 0)
+		goto db_error;
+	return member_show(conn, ref, ret, err, errlen);
+db_error:
+	snprintf(err, errlen, "database error during the top-up");
+	return -EIO;
+}
+
+int
+member_issue_pass(struct node *node, PGconn *conn, const char *ref,
+    char **ret_token, cJSON **ret, char *err, size_t errlen)
+{
+	const struct config *cfg = node_config(node);
+	struct pass_claims c;
+	cJSON *m = NULL;
+	char iat[32], exp[32];
+	const cJSON *status;
+	int r;
+
+	r = member_show(conn, ref, &m, err, errlen);
+	if (r < 0)
+		return r;
+	status = cJSON_GetObjectItemCaseSensitive(m, "status");
+	if (strcmp(status->valuestring, "active") != 0) {
+		snprintf(err, errlen, "member '%s' is %s: no pass", ref, status->valuestring);
+		r = -EPERM;
+		goto out;
+	}
+	memset(&c, 0, sizeof(c));
+	util_strlcpy(c.iss, node_space_id(node), sizeof(c.iss));
+	util_strlcpy(c.sub, cJSON_GetObjectItemCaseSensitive(m, "pseudonym")->valuestring,
+	    sizeof(c.sub));
+	util_strlcpy(c.name, cJSON_GetObjectItemCaseSensitive(m, "display_name")->valuestring,
+	    sizeof(c.name));
+	util_strlcpy(c.plan, cJSON_GetObjectItemCaseSensitive(m, "plan")->valuestring,
+	    sizeof(c.plan));
+	util_strlcpy(c.kid, cfg->pass_kid, sizeof(c.kid));
+	util_random_token(c.jti, 9);
+	c.iat = util_now();
+	c.nbf = c.iat;
+	c.exp = c.iat + cfg->pass_lifetime;
+	r = pass_sign(&c, node_pass_sk(node), ret_token);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot sign the pass");
+		r = -EIO;
+		goto out;
+	}
+	snprintf(iat, sizeof(iat), "%lld", (long long)c.iat);
+	snprintf(exp, sizeof(exp), "%lld", (long long)c.exp);
+	{
+		const char *params[5] = { c.jti, ref, c.kid, iat, exp };
+		char sql[1024];
+
+		snprintf(sql, sizeof(sql), "insert into passes (jti, member_id, kid,"
+		    " issued_at, expires_at) select $2 || '', m.id, $3, to_timestamp($4),"
+		    " to_timestamp($5) from members m%s", member_where_ref);
+		/*
+		 * The shared WHERE names the member as $1, so the jti goes
+		 * second here; swap them for this statement.
+		 */
+		params[0] = ref;
+		params[1] = c.jti;
+		if (db_exec(conn, sql, 5, params) < 0) {
+			snprintf(err, errlen, "cannot record the pass");
+			free(*ret_token);
+			*ret_token = NULL;
+			r = -EIO;
+			goto out;
+		}
+	}
+	*ret = cJSON_CreateObject();
+	cJSON_AddStringToObject(*ret, "jti", c.jti);
+	cJSON_AddStringToObject(*ret, "member", c.sub);
+	cJSON_AddStringToObject(*ret, "display_name", c.name);
+	cJSON_AddStringToObject(*ret, "kid", c.kid);
+	util_format_time(c.exp, exp);
+	cJSON_AddStringToObject(*ret, "expires_at", exp);
+	cJSON_AddStringToObject(*ret, "token", *ret_token);
+	cJSON_AddNumberToObject(*ret, "bytes", (double)strlen(*ret_token));
+	r = 0;
+out:
+	cJSON_Delete(m);
+	return r;
+}

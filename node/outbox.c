@@ -1,0 +1,166 @@
+/*
+ * outbox.c - store-and-forward of messages to peers.
+ *
+ * Each delivery runs in a short transaction that holds the message's row
+ * lock while the peer is called, so that another worker or process skips it
+ * (SKIP LOCKED) instead of sending it again.  The peer's answer is what
+ * decides: 2xx delivered, 4xx failed for good (kept with the error for the
+ * manager), anything else or no answer retried later.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "db.h"
+#include "log.h"
+#include "outbox.h"
+#include "util.h"
+
+static const char *
+outbox_path(const char *kind)
+{
+	if (strcmp(kind, OUTBOX_COMPLETE) == 0)
+		return "/federation/v1/complete";
+	return NULL;
+}
+
+int
+outbox_add(PGconn *conn, const char *peer, const char *kind,
+    const char *visit_id, const char *payload, char *ret_id, size_t idlen)
+{
+	const char *params[4] = { peer, kind, visit_id, payload };
+	PGresult *res;
+
+	res = db_query(conn, "insert into outbox (peer, kind, visit_id, payload)"
+	    " values ($1, $2, $3, $4) returning id", 4, params);
+	if (res == NULL)
+		return -EIO;
+	if (ret_id != NULL)
+		util_strlcpy(ret_id, PQgetvalue(res, 0, 0), idlen);
+	PQclear(res);
+	return 0;
+}
+
+/* Sends one claimed row; updates it in the open transaction. */
+static int
+outbox_send(struct node *node, PGconn *conn, struct peer_client *pc,
+    PGresult *res, int row)
+{
+	const char *id = PQgetvalue(res, row, 0);
+	const char *peer = PQgetvalue(res, row, 1);
+	const char *kind = PQgetvalue(res, row, 2);
+	const char *visit_id = PQgetvalue(res, row, 3);
+	const char *payload = PQgetvalue(res, row, 4);
+	int attempts = atoi(PQgetvalue(res, row, 5));
+	const char *path = outbox_path(kind);
+	struct peer_response resp;
+	char idem[80], err[300], delay[32];
+	const char *hdrs[2] = { idem, NULL };
+	int r, delivered = 0;
+
+	if (path == NULL) {
+		const char *p[2] = { id, "unknown message kind" };
+
+		db_exec(conn, "update outbox set failed_at = now(), last_error = $2"
+		    " where id = $1", 2, p);
+		return 0;
+	}
+	snprintf(idem, sizeof(idem), "Idempotency-Key: %s-%s", kind, visit_id);
+	r = peer_call(pc, peer, "POST", path, payload, hdrs,
+	    (long)node_config(node)->peer_timeout_ms, &resp);
+	if (r == 0 && resp.status >= 200 && resp.status < 300) {
+		const char *p[1] = { id };
+
+		r = db_exec(conn, "update outbox set delivered_at = now(),"
+		    " attempts = attempts + 1, last_error = null where id = $1", 1, p);
+		delivered = r == 0;
+	} else if (r == 0 && resp.status >= 400 && resp.status < 500) {
+		const char *p[2] = { id, err };
+
+		snprintf(err, sizeof(err), "HTTP %ld: %.200s", resp.status, resp.body);
+		log_warnx("outbox %s to %s refused for good: %s", id, peer, err);
+		r = db_exec(conn, "update outbox set failed_at = now(),"
+		    " attempts = attempts + 1, last_error = $2 where id = $1", 2, p);
+	} else {
+		/* Exponential backoff with full jitter, at most five minutes. */
+		int64_t cap = attempts >= 8 ? 300 : (int64_t)1 << (attempts + 1);
+		const char *p[3] = { id, err, delay };
+
+		if (cap > 300)
+			cap = 300;
+		snprintf(delay, sizeof(delay), "%u",
+		    1000u + randombytes_uniform((uint32_t)cap * 1000u));
+		if (r < 0)
+			snprintf(err, sizeof(err), "%s", resp.error);
+		else
+			snprintf(err, sizeof(err), "HTTP %ld", resp.status);
+		r = db_exec(conn, "update outbox set attempts = attempts + 1,"
+		    " last_error = $2, next_attempt_at = now()"
+		    "  + make_interval(secs => $3::int / 1000.0) where id = $1", 3, p);
+	}
+	peer_response_clear(&resp);
+	return r < 0 ? r : delivered;
+}
+
+int
+outbox_deliver_one(struct node *node, PGconn *conn, struct peer_client *pc,
+    const char *id)
+{
+	const char *params[1] = { id };
+	PGresult *res;
+	int r;
+
+	if (db_begin(conn) < 0)
+		return -EIO;
+	res = db_query(conn, "select id, peer, kind, visit_id, payload, attempts"
+	    " from outbox where id = $1 and delivered_at is null and failed_at is null"
+	    " for update skip locked", 1, params);
+	if (res == NULL) {
+		db_rollback(conn);
+		return -EIO;
+	}
+	r = PQntuples(res) == 1 ? outbox_send(node, conn, pc, res, 0) : 0;
+	PQclear(res);
+	if (r < 0 || db_commit(conn) < 0) {
+		db_rollback(conn);
+		return -EIO;
+	}
+	return r;
+}
+
+int
+outbox_deliver_due(struct node *node, PGconn *conn, struct peer_client *pc,
+    int limit, int *ret_delivered)
+{
+	char lim[16];
+	const char *params[1] = { lim };
+	PGresult *res;
+	int delivered = 0, r = 0;
+
+	snprintf(lim, sizeof(lim), "%d", limit);
+	if (db_begin(conn) < 0)
+		return -EIO;
+	res = db_query(conn, "select id, peer, kind, visit_id, payload, attempts"
+	    " from outbox where delivered_at is null and failed_at is null"
+	    " and next_attempt_at <= now() order by id limit $1"
+	    " for update skip locked", 1, params);
+	if (res == NULL) {
+		db_rollback(conn);
+		return -EIO;
+	}
+	for (int i = 0; i < PQntuples(res) && r >= 0; i++) {
+		r = outbox_send(node, conn, pc, res, i);
+		if (r > 0)
+			delivered++;
+	}
+	PQclear(res);
+	if (r < 0 || db_commit(conn) < 0) {
+		db_rollback(conn);
+		return -EIO;
+	}
+	*ret_delivered = delivered;
+	return 0;
+}

@@ -1,0 +1,33 @@
+/*
+ * outbox.h - messages a node owes its peers, kept in PostgreSQL.
+ *
+ * A message is written in the same transaction as the state change that made
+ * it due, then delivered by whoever claims it first (FOR UPDATE SKIP LOCKED),
+ * so several processes on one database never deliver one message twice.
+ * Failures back off exponentially with jitter; a peer's 4xx is final.
+ */
+#ifndef PASSERELLE_OUTBOX_H
+#define PASSERELLE_OUTBOX_H
+
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+#include "node.h"
+#include "peer.h"
+
+#define OUTBOX_COMPLETE "complete"
+
+/* Queues payload for peer in the caller's transaction; ret_id gets its id. */
+int outbox_add(PGconn *conn, const char *peer, const char *kind,
+    const char *visit_id, const char *payload, char *ret_id, size_t idlen);
+
+/* Delivers message id now if it is still due: 1 delivered, 0 not, <0 error. */
+int outbox_deliver_one(struct node *node, PGconn *conn, struct peer_client *pc,
+    const char *id);
+
+/* Delivers up to limit due messages; *ret_delivered counts successes. */
+int outbox_deliver_due(struct node *node, PGconn *conn, struct peer_client *pc,
+    int limit, int *ret_delivered);
+
+#endif

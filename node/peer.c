@@ -1,0 +1,220 @@
+/*
+ * peer.c - the federation client: libcurl (OpenSSL build) with client
+ * certificates, the federation CA as the only trust anchor, and the peer's
+ * key pinned from the directory.
+ *
+ * One CURL easy handle per peer client keeps a small cache of live
+ * connections; calls to the same peer from the same thread reuse them.
+ * CURLOPT_CAINFO points at the federation CA file only, which also avoids
+ * loading the system bundle on every new connection.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+#include <sodium.h>
+
+#include "log.h"
+#include "peer.h"
+#include "util.h"
+
+struct peer_client {
+	struct node *node;
+	CURL *curl;
+};
+
+static atomic_uint_fast64_t peer_calls;
+static atomic_uint_fast64_t peer_new_connections;
+
+static void
+peer_global_init(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int
+peer_client_new(struct peer_client **ret, struct node *node)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	struct peer_client *pc;
+
+	/* curl_global_init is not thread-safe in curl 7.88: run it once. */
+	(void)pthread_once(&once, peer_global_init);
+	pc = calloc(1, sizeof(*pc));
+	if (pc == NULL)
+		return -ENOMEM;
+	pc->node = node;
+	pc->curl = curl_easy_init();
+	if (pc->curl == NULL) {
+		free(pc);
+		return -ENOMEM;
+	}
+	*ret = pc;
+	return 0;
+}
+
+void
+peer_client_free(struct peer_client *pc)
+{
+	if (pc == NULL)
+		return;
+	curl_easy_cleanup(pc->curl);
+	free(pc);
+}
+
+void
+peer_response_clear(struct peer_response *resp)
+{
+	free(resp->body);
+	memset(resp, 0, sizeof(*resp));
+}
+
+void
+peer_stats(uint64_t *ret_calls, uint64_t *ret_new_connections)
+{
+	*ret_calls = atomic_load(&peer_calls);
+	*ret_new_connections = atomic_load(&peer_new_connections);
+}
+
+static size_t
+peer_write_cb(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct peer_response *resp = userdata;
+	size_t n = size * nmemb;
+	char *nbody;
+
+	if (resp->len + n > PEER_MAX_RESPONSE)
+		return 0; /* makes curl fail with CURLE_WRITE_ERROR */
+	nbody = realloc(resp->body, resp->len + n + 1);
+	if (nbody == NULL)
+		return 0;
+	memcpy(nbody + resp->len, data, n);
+	resp->len += n;
+	nbody[resp->len] = '\0';
+	resp->body = nbody;
+	return n;
+}
+
+static size_t
+peer_header_cb(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct peer_response *resp = userdata;
+	size_t n = size * nmemb;
+	static const char name[] = "Passerelle-Directory-Serial:";
+
+	if (n > sizeof(name) && strncasecmp(data, name, sizeof(name) - 1) == 0) {
+		char buf[32];
+		size_t vlen = n - (sizeof(name) - 1);
+
+		if (vlen >= sizeof(buf))
+			vlen = sizeof(buf) - 1;
+		memcpy(buf, data + sizeof(name) - 1, vlen);
+		buf[vlen] = '\0';
+		resp->directory_serial = strtoll(buf, NULL, 10);
+	}
+	return n;
+}
+
+/* Builds the hook for CURLOPT_PINNEDPUBLICKEY: "sha256//BASE64". */
+static void
+peer_pin(const uint8_t spki_sha256[32], char *out, size_t outlen)
+{
+	char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+
+	sodium_bin2base64(b64, sizeof(b64), spki_sha256, 32,
+	    sodium_base64_VARIANT_ORIGINAL);
+	snprintf(out, outlen, "sha256//%s", b64);
+}
+
+int
+peer_call(struct peer_client *pc, const char *space_id, const char *method,
+    const char *path, const char *body, const char *const *headers,
+    long timeout_ms, struct peer_response *ret)
+{
+	const struct config *cfg = node_config(pc->node);
+	struct node_directory *nd;
+	const struct directory_space *space;
+	struct curl_slist *hdrs = NULL;
+	char url[1024], pin[128], serial[64];
+	CURL *c = pc->curl;
+	CURLcode cc;
+	long connects = 0;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	nd = node_directory_get(pc->node);
+	space = nd != NULL ? directory_find_space(nd->dir, space_id) : NULL;
+	if (space == NULL) {
+		snprintf(ret->error, sizeof(ret->error),
+		    "space '%s' is not in the directory", space_id);
+		node_directory_put(pc->node, nd);
+		return -ENOENT;
+	}
+	snprintf(url, sizeof(url), "%s%s", space->url, path);
+	peer_pin(space->spki_sha256, pin, sizeof(pin));
+	snprintf(serial, sizeof(serial), "Passerelle-Directory-Serial: %lld",
+	    (long long)directory_serial(nd->dir));
+	node_directory_put(pc->node, nd);
+
+	curl_easy_reset(c); /* keeps the connection cache */
+	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	hdrs = curl_slist_append(hdrs, "Accept: application/json");
+	hdrs = curl_slist_append(hdrs, serial);
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
+		hdrs = curl_slist_append(hdrs, headers[i]);
+
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	curl_easy_setopt(c, CURLOPT_SSLCERT, cfg->fed_cert);
+	curl_easy_setopt(c, CURLOPT_SSLKEY, cfg->fed_key);
+	curl_easy_setopt(c, CURLOPT_CAINFO, cfg->fed_ca);
+	curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
+	curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, pin);
+	curl_easy_setopt(c, CURLOPT_MAXCONNECTS, 64L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, peer_write_cb);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, ret);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, peer_header_cb);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, ret);
+	if (strcmp(method, "POST") == 0) {
+		curl_easy_setopt(c, CURLOPT_POST, 1L);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body != NULL ? body : "");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)(body != NULL ? strlen(body) : 0));
+	} else {
+		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	}
+
+	cc = curl_easy_perform(c);
+	atomic_fetch_add(&peer_calls, 1);
+	curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects);
+	if (connects > 0)
+		atomic_fetch_add(&peer_new_connections, (uint_fast64_t)connects);
+	ret->reused = connects == 0;
+	if (cc != CURLE_OK) {
+		snprintf(ret->error, sizeof(ret->error), "%s: %s", space_id,
+		    curl_easy_strerror(cc));
+		free(ret->body);
+		ret->body = NULL;
+		ret->len = 0;
+		r = cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -EHOSTUNREACH;
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &ret->status);
+	if (ret->body == NULL)
+		ret->body = strdup("");
+	r = ret->body != NULL ? 0 : -ENOMEM;
+out:
+	curl_slist_free_all(hdrs);
+	return r;
+}

@@ -1,0 +1,30 @@
+/*
+ * server.h - `passerelle serve`: the daemon that runs both faces.
+ */
+#ifndef PASSERELLE_SERVER_H
+#define PASSERELLE_SERVER_H
+
+#include <libpq-fe.h>
+
+#include "http.h"
+#include "node.h"
+#include "peer.h"
+
+/* What each worker thread owns: a database connection and a peer client. */
+struct worker {
+	struct node *node;
+	PGconn *conn;
+	struct peer_client *pc;
+};
+
+/* The worker's connection, reconnected first if it broke; NULL when down. */
+PGconn *server_worker_db(struct worker *w);
+
+/* Runs the daemon until SIGTERM or SIGINT; returns the exit status. */
+int server_run(struct config *cfg);
+
+/* Face handlers (fed.c, api.c). */
+void fed_handle(struct http_job *job, void *worker, void *arg);
+void api_handle(struct http_job *job, void *worker, void *arg);
+
+#endif

@@ -1,0 +1,101 @@
+/*
+ * staff.c - staff accounts and their bearer tokens.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
+
+#include "db.h"
+#include "staff.h"
+#include "util.h"
+
+#define STAFF_TOKEN_PREFIX "pst_"
+
+static const char *const staff_roles[] = { "", "concierge", "manager", "admin" };
+
+int
+staff_role_parse(const char *s, enum staff_role *ret)
+{
+	for (size_t i = 1; i < UTIL_ARRAY_SIZE(staff_roles); i++)
+		if (strcmp(s, staff_roles[i]) == 0) {
+			*ret = (enum staff_role)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *
+staff_role_name(enum staff_role role)
+{
+	return (size_t)role < UTIL_ARRAY_SIZE(staff_roles) ? staff_roles[role] : "";
+}
+
+static void
+staff_hash(const char *token, char out[65])
+{
+	uint8_t h[32];
+	unsigned int n = 0;
+
+	EVP_Digest(token, strlen(token), h, &n, EVP_sha256(), NULL);
+	util_hex(h, 32, out);
+}
+
+int
+staff_add(PGconn *conn, const char *name, enum staff_role role,
+    char *ret_token, size_t tokenlen, char *err, size_t errlen)
+{
+	char token[80], hash[65];
+	const char *params[3];
+
+	if (name == NULL || name[0] == '\0' || strlen(name) > 100) {
+		snprintf(err, errlen, "a staff account needs a name (1 to 100 bytes)");
+		return -EINVAL;
+	}
+	memcpy(token, STAFF_TOKEN_PREFIX, sizeof(STAFF_TOKEN_PREFIX) - 1);
+	util_random_token(token + sizeof(STAFF_TOKEN_PREFIX) - 1, 32);
+	staff_hash(token, hash);
+	params[0] = name;
+	params[1] = staff_role_name(role);
+	params[2] = hash;
+	if (db_exec(conn, "insert into staff (name, role, token_hash)"
+	    " values ($1, $2, $3)", 3, params) < 0) {
+		if (strcmp(db_last_sqlstate(), "23505") == 0)
+			snprintf(err, errlen, "a staff account named '%s' exists already", name);
+		else
+			snprintf(err, errlen, "database error while adding '%s'", name);
+		return -EIO;
+	}
+	util_strlcpy(ret_token, token, tokenlen);
+	return 0;
+}
+
+int
+staff_authenticate(PGconn *conn, const char *authorization,
+    enum staff_role *ret_role, char *ret_name, size_t namelen)
+{
+	const char *params[1];
+	char hash[65];
+	PGresult *res;
+	int r = -EACCES;
+
+	if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
+		return -EACCES;
+	authorization += 7;
+	if (strncmp(authorization, STAFF_TOKEN_PREFIX, sizeof(STAFF_TOKEN_PREFIX) - 1) != 0 ||
+	    strlen(authorization) > 100)
+		return -EACCES;
+	staff_hash(authorization, hash);
+	params[0] = hash;
+	res = db_query(conn, "select role, name from staff where token_hash = $1", 1, params);
+	if (res == NULL)
+		return -EIO;
+	if (PQntuples(res) == 1 && staff_role_parse(PQgetvalue(res, 0, 0), ret_role) == 0) {
+		util_strlcpy(ret_name, PQgetvalue(res, 0, 1), namelen);
+		r = 0;
+	}
+	PQclear(res);
+	return r;
+}

@@ -1,0 +1,57 @@
+/*
+ * util.h - small helpers every module needs: files, time, random ids.
+ *
+ * Nothing here knows about the federation; it is the C library the node
+ * wishes it had.  Functions return 0 or a negative errno-style code.
+ */
+#ifndef PASSERELLE_UTIL_H
+#define PASSERELLE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define UTIL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Copies at most size - 1 bytes and always terminates; returns strlen(src). */
+size_t util_strlcpy(char *dst, const char *src, size_t size);
+
+/* Reads a whole file of at most max bytes; *ret is NUL-terminated. */
+int util_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
+
+/*
+ * Writes a file atomically (temporary file, fsync, rename) with the given
+ * mode, so that a crash leaves either the old or the new content whole.
+ */
+int util_write_file(const char *path, const void *data, size_t len, mode_t mode);
+
+/* Joins a directory and a relative path; absolute paths are returned as is. */
+char *util_path_join(const char *dir, const char *path);
+
+/* Creates a directory and its parents (like mkdir -p). */
+int util_mkdir_p(const char *path, mode_t mode);
+
+/* Seconds since the epoch (UTC) and a monotonic clock in microseconds. */
+int64_t util_now(void);
+int64_t util_monotonic_us(void);
+
+/* RFC 3339 UTC ("2026-11-30T08:15:00Z") to and from epoch seconds. */
+void util_format_time(int64_t t, char out[32]);
+int util_parse_time(const char *s, int64_t *ret);
+
+/* A random version 4 UUID in its canonical lower-case form. */
+void util_uuid_v4(char out[37]);
+
+/* nbytes of randomness, base64url-encoded (out needs 4*nbytes/3 + 2). */
+void util_random_token(char *out, size_t nbytes);
+
+/* Lower-case hex of len bytes into out (2*len + 1). */
+void util_hex(const uint8_t *in, size_t len, char *out);
+
+/* Parses a duration like "90s", "15m", "5h", "30d" (bare number: seconds). */
+int util_parse_duration(const char *s, int64_t *ret_seconds);
+
+/* malloc'ed printf; NULL only on allocation failure. */
+char *util_aprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,67 @@
+/*
+ * visit.h - a visit from both sides: the host's check-in and check-out, and
+ * the home's decision about its member.
+ *
+ * Host: verify the pass offline, choose the visit id, ask the home (or decide
+ * locally for our own members), record the visit with the home's signed
+ * receipt.  Home: check the member's standing, debit a ticket, answer with a
+ * signed decision; the same visit id always gets the same stored answer.
+ */
+#ifndef PASSERELLE_VISIT_H
+#define PASSERELLE_VISIT_H
+
+#include <stdbool.h>
+
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+
+#include "node.h"
+#include "peer.h"
+
+struct visit_decision {
+	char visit_id[37];
+	bool admitted;
+	char reason_code[48];
+	char reason[320];
+	char home[64];
+	char display_name[64];
+	char plan[16];
+	int tickets_left;	/* -1 when not a ticket book or unknown */
+	char *receipt;		/* the home's signed decision, malloc'ed */
+};
+
+struct visit_checkout {
+	char visit_id[37];
+	char home[64];
+	int units;
+	bool already;		/* it was closed before this call */
+	bool reported;		/* the home has the completion already */
+};
+
+/* The host's check-in of a pass; 0 with a decision, or <0 (ret->reason). */
+int visit_check_in(struct node *node, PGconn *conn, struct peer_client *pc,
+    const char *token, struct visit_decision *ret);
+void visit_decision_clear(struct visit_decision *d);
+cJSON *visit_decision_json(const struct visit_decision *d);
+
+/* Closes an open visit, counts its units, reports the completion. */
+int visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
+    const char *visit_id, struct visit_checkout *ret, char *err, size_t errlen);
+
+/* Who is here now (open visits), as a JSON array. */
+cJSON *visit_list_present(PGconn *conn);
+
+/*
+ * Federation handlers on the home: the body of POST /federation/v1/authorize
+ * and /complete from host (its identity from its certificate).  They return
+ * the HTTP status and a malloc'ed JSON body.
+ */
+void visit_authorize(struct node *node, PGconn *conn, const char *host,
+    const cJSON *req, int *ret_status, char **ret_body);
+void visit_complete(struct node *node, PGconn *conn, const char *host,
+    const cJSON *req, int *ret_status, char **ret_body);
+
+/* True when s is a canonical lower-case UUID. */
+bool visit_id_valid(const char *s);
+
+#endif

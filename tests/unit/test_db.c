@@ -1,0 +1,238 @@
+/*
+ * test_db.c - node/db.c and node/pgembed.c against a real PostgreSQL.
+ *
+ * Creates an embedded cluster in a temporary directory, migrates it twice,
+ * runs a few statements, checks that a second pgembed_ensure finds the
+ * server running, stops it and removes the directory.  Works as root (the
+ * cluster then belongs to the "postgres" user) and as anyone else.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "db.h"
+#include "pgembed.h"
+
+static int
+remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int
+count_migrations(void)
+{
+	int n = 0;
+
+	while (db_migrations[n].name != NULL)
+		n++;
+	return n;
+}
+
+/* As root: the failures that must be explained, not just reported. */
+static void
+check_root_errors(const char *tmp)
+{
+	char dir[600], hidden[512], conninfo[256], err[2048] = "";
+	bool started;
+	int r;
+
+	snprintf(dir, sizeof(dir), "%s/nouser", tmp);
+	r = pgembed_ensure(dir, NULL, "passerelle-no-such-user", conninfo,
+	    sizeof(conninfo), &started, err, sizeof(err));
+	CHECK(r < 0 && strstr(err, "refuses to run as root") != NULL &&
+	    strstr(err, "adduser") != NULL, "missing user explained: %s", err);
+
+	/* A directory the server's user cannot traverse, as under /root. */
+	snprintf(hidden, sizeof(hidden), "%s/hidden", tmp);
+	mkdir(hidden, 0700);
+	snprintf(dir, sizeof(dir), "%s/pg", hidden);
+	err[0] = '\0';
+	r = pgembed_ensure(dir, NULL, NULL, conninfo, sizeof(conninfo),
+	    &started, err, sizeof(err));
+	CHECK(r < 0 && strstr(err, hidden) != NULL &&
+	    strstr(err, "cannot reach") != NULL, "unreachable dir named: %s",
+	    err);
+}
+
+/*
+ * Two nodes starting on the same new directory at once: both succeed, one
+ * creates and starts the cluster, the other finds it running.
+ */
+static void
+check_race(const char *tmp)
+{
+	char dir[512], conninfo[1024], err[2048] = "";
+	bool started = false;
+	int r, status, both;
+	pid_t pid;
+
+	snprintf(dir, sizeof(dir), "%s/race", tmp);
+	pid = fork();
+	if (pid == 0) {
+		r = pgembed_ensure(dir, NULL, NULL, conninfo, sizeof(conninfo),
+		    &started, err, sizeof(err));
+		if (r < 0)
+			fprintf(stderr, "child: %s\n", err);
+		_exit(r < 0 ? 2 : started ? 1 : 0);
+	}
+	r = pgembed_ensure(dir, NULL, NULL, conninfo, sizeof(conninfo),
+	    &started, err, sizeof(err));
+	CHECK(r == 0, "racing pgembed_ensure (parent): %s", r == 0 ? "ok" : err);
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	    WEXITSTATUS(status) < 2, "racing pgembed_ensure (child)");
+	both = (started ? 1 : 0) + (WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 1 ? 1 : 0);
+	CHECK(both == 1, "exactly one of them started the server (%d)", both);
+	CHECK(pgembed_stop(dir, NULL, NULL) == 0, "stop the raced cluster");
+}
+
+int
+main(void)
+{
+	char tmp[] = "/tmp/passerelle-test-db-XXXXXX";
+	char pg_dir[512], conninfo[1024], err[2048] = "";
+	const char *quoted = "l'espace \"Le Troquet\"; --";
+	const char *params[1];
+	bool started = true;
+	PGconn *conn = NULL;
+	PGresult *res;
+	int r, applied = -1, current = -1, latest = -1;
+
+	setvbuf(stdout, NULL, _IONBF, 0);
+	if (mkdtemp(tmp) == NULL) {
+		printf("Bail out! mkdtemp: %s\n", strerror(errno));
+		return 1;
+	}
+	/* As root, the server's user must be able to traverse it. */
+	chmod(tmp, 0755);
+	snprintf(pg_dir, sizeof(pg_dir), "%s/pg", tmp);
+
+	r = pgembed_ensure(pg_dir, NULL, NULL, conninfo, sizeof(conninfo),
+	    &started, err, sizeof(err));
+	CHECK(r == 0, "pgembed_ensure: %d %s", r, err);
+	if (r < 0)
+		goto out;
+	CHECK(started, "the first pgembed_ensure started the server");
+	CHECK(strstr(conninfo, "dbname=passerelle") != NULL &&
+	    strstr(conninfo, "/run ") != NULL, "conninfo: %s", conninfo);
+
+	{
+		char run[600];
+		struct stat st;
+
+		snprintf(run, sizeof(run), "%s/run", pg_dir);
+		CHECK(stat(run, &st) == 0 && (st.st_mode & 0777) == 0700 &&
+		    st.st_uid == (geteuid() == 0 ? st.st_uid : geteuid()) &&
+		    (geteuid() != 0 || st.st_uid != 0),
+		    "socket directory is private to the server's user");
+	}
+
+	r = db_connect(conninfo, &conn, err, sizeof(err));
+	CHECK(r == 0, "db_connect: %d %s", r, err);
+	if (r < 0)
+		goto stop;
+	CHECK(!db_is_broken(conn), "connection is healthy");
+
+	res = db_query(conn, "SHOW TimeZone", 0, NULL);
+	CHECK(res != NULL && strcmp(PQgetvalue(res, 0, 0), "UTC") == 0,
+	    "session time zone is UTC");
+	PQclear(res);
+	res = db_query(conn, "SHOW application_name", 0, NULL);
+	CHECK_STR(res != NULL ? PQgetvalue(res, 0, 0) : NULL, "passerelle",
+	    "application_name");
+	PQclear(res);
+
+	r = db_schema_version(conn, &current, &latest);
+	CHECK(r == 0 && current == 0, "empty database at version 0 (%d)",
+	    current);
+
+	r = db_migrate(conn, &applied, err, sizeof(err));
+	CHECK(r == 0, "db_migrate: %d %s", r, err);
+	CHECK(applied == count_migrations(), "applied %d of %d migrations",
+	    applied, count_migrations());
+	r = db_migrate(conn, &applied, err, sizeof(err));
+	CHECK(r == 0 && applied == 0, "second db_migrate applies nothing (%d)",
+	    applied);
+	r = db_schema_version(conn, &current, &latest);
+	CHECK(r == 0 && latest > 0 && current == latest,
+	    "schema version %d == latest %d", current, latest);
+
+	/* A value with quotes goes through a parameter and comes back intact. */
+	params[0] = quoted;
+	res = db_query(conn, "SELECT $1::text || '!'", 1, params);
+	CHECK(res != NULL && PQntuples(res) == 1, "parameterised query");
+	if (res != NULL) {
+		char expect[128];
+
+		snprintf(expect, sizeof(expect), "%s!", quoted);
+		CHECK_STR(PQgetvalue(res, 0, 0), expect, "round-trip");
+	}
+	PQclear(res);
+
+	CHECK_STR(db_last_sqlstate(), "", "no SQLSTATE before a failure");
+	res = db_query(conn, "SELECT * FROM no_such_table", 0, NULL);
+	CHECK(res == NULL, "failing statement returns NULL");
+	CHECK_STR(db_last_sqlstate(), "42P01", "undefined_table SQLSTATE");
+	CHECK(db_exec(conn, "SELECT 1/0", 0, NULL) == -EIO, "db_exec fails");
+	CHECK_STR(db_last_sqlstate(), "22012", "division_by_zero SQLSTATE");
+
+	/* A failed transaction does not commit, and says so. */
+	CHECK(db_begin(conn) == 0, "db_begin");
+	CHECK(db_exec(conn, "SELECT 1/0", 0, NULL) < 0, "error in transaction");
+	CHECK(db_commit(conn) < 0, "commit of a failed transaction fails");
+	CHECK(db_begin(conn) == 0 && db_exec(conn, "SELECT 1", 0, NULL) == 0 &&
+	    db_commit(conn) == 0, "a good transaction commits");
+	CHECK(db_begin(conn) == 0, "db_begin for rollback");
+	db_rollback(conn);
+	CHECK(PQtransactionStatus(conn) == PQTRANS_IDLE, "rolled back");
+
+	/* An older binary must refuse a newer database. */
+	params[0] = "99999";
+	r = db_exec(conn, "INSERT INTO schema_migrations (version, name) "
+	    "VALUES ($1, 'future')", 1, params);
+	CHECK(r == 0, "pretend a newer binary migrated");
+	r = db_migrate(conn, &applied, err, sizeof(err));
+	CHECK(r < 0 && strstr(err, "99999") != NULL, "downgrade refused: %s",
+	    err);
+	CHECK(db_exec(conn, "DELETE FROM schema_migrations WHERE version = $1",
+	    1, params) == 0, "forget the future");
+	r = db_migrate(conn, &applied, err, sizeof(err));
+	CHECK(r == 0 && applied == 0, "migration lock was released");
+
+	started = true;
+	r = pgembed_ensure(pg_dir, NULL, NULL, conninfo, sizeof(conninfo),
+	    &started, err, sizeof(err));
+	CHECK(r == 0 && !started, "second pgembed_ensure finds it running: %s",
+	    r == 0 ? "ok" : err);
+
+	PQfinish(conn);
+	conn = NULL;
+stop:
+	r = pgembed_stop(pg_dir, NULL, NULL);
+	CHECK(r == 0, "pgembed_stop");
+	r = db_connect(conninfo, &conn, err, sizeof(err));
+	CHECK(r < 0, "no server after pgembed_stop");
+	if (conn != NULL)
+		PQfinish(conn);
+	CHECK(pgembed_stop(pg_dir, NULL, NULL) == 0,
+	    "pgembed_stop of a stopped server");
+
+	check_race(tmp);
+	if (geteuid() == 0)
+		check_root_errors(tmp);
+out:
+	if (nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS) < 0)
+		printf("# cannot remove %s: %s\n", tmp, strerror(errno));
+	return check_done();
+}
