@@ -122,7 +122,7 @@ parse_options(const struct command *cmd, int argc, char **argv,
 	lo[n] = (struct option){ NULL, 0, NULL, 0 };
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+c:h", lo, &idx)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:h", lo, &idx)) != -1) {
 		if (c == 'j') {
 			opt_json = true;
 		} else if (c == 'c') {
