@@ -170,6 +170,18 @@ server_run(struct config *cfg)
 		log_warnx("cannot start: migrations: %s", err);
 		goto out;
 	}
+	{
+		/* A misspelt time zone would fail every check-in: refuse it now. */
+		const char *params[1] = { cfg->timezone };
+		PGresult *res = db_query(conn, "select now() at time zone $1", 1, params);
+
+		if (res == NULL) {
+			log_warnx("cannot start: [node] timezone '%s' is not a time zone"
+			    " PostgreSQL knows (e.g. Europe/Paris)", cfg->timezone);
+			goto out;
+		}
+		PQclear(res);
+	}
 	PQfinish(conn);
 	conn = NULL;
 
