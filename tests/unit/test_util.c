@@ -1,2 +1,100 @@
+/*
+ * test_util.c - files, time formats, durations and random ids.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
 #include "check.h"
-int main(void) { CHECK(1, "placeholder"); return check_done(); }
+#include "util.h"
+#include "visit.h"
+
+static void
+test_time(void)
+{
+	char buf[32];
+	int64_t t = 0;
+
+	util_format_time(1767225600, buf);
+	CHECK_STR(buf, "2026-01-01T00:00:00Z", "format");
+	CHECK(util_parse_time("2026-01-01T00:00:00Z", &t) == 0 && t == 1767225600, "parse");
+	CHECK(util_parse_time("2026-01-01T00:00:00.250Z", &t) == 0 && t == 1767225600,
+	    "fractions dropped");
+	CHECK(util_parse_time("2026-01-01T00:00:00+00:00", &t) == 0, "+00:00 accepted");
+	CHECK(util_parse_time("2026-01-01T01:00:00+01:00", &t) < 0, "other offsets refused");
+	CHECK(util_parse_time("yesterday", &t) < 0, "garbage refused");
+}
+
+static void
+test_duration(void)
+{
+	int64_t s = 0;
+
+	CHECK(util_parse_duration("90", &s) == 0 && s == 90, "bare seconds");
+	CHECK(util_parse_duration("15m", &s) == 0 && s == 900, "minutes");
+	CHECK(util_parse_duration("5h", &s) == 0 && s == 18000, "hours");
+	CHECK(util_parse_duration("30d", &s) == 0 && s == 2592000, "days");
+	CHECK(util_parse_duration("1500ms", &s) == 0 && s == 2, "milliseconds round up");
+	CHECK(util_parse_duration("-5s", &s) < 0, "negative refused");
+	CHECK(util_parse_duration("5 h", &s) < 0, "space refused");
+	CHECK(util_parse_duration("99999999999999999d", &s) < 0, "overflow refused");
+}
+
+static void
+test_ids(void)
+{
+	char a[37], b[37], t[64];
+
+	util_uuid_v4(a);
+	util_uuid_v4(b);
+	CHECK(visit_id_valid(a), "uuid is canonical: %s", a);
+	CHECK(a[14] == '4' && strchr("89ab", a[19]) != NULL, "version 4, variant 1");
+	CHECK(strcmp(a, b) != 0, "two uuids differ");
+	CHECK(!visit_id_valid("134EBFE2-39fc-48cc-a075-ca0acdd62d9b"), "upper case refused");
+	CHECK(!visit_id_valid("134ebfe2-39fc-48cc-a075-ca0acdd62d9"), "short refused");
+	CHECK(!visit_id_valid("'; drop table visits; --'''''''''''''"), "junk refused");
+	util_random_token(t, 9);
+	CHECK(strlen(t) == 12, "9 random bytes are 12 base64url characters");
+}
+
+static void
+test_files(void)
+{
+	char dir[] = "/tmp/passerelle-test-util-XXXXXX", path[256], *data = NULL;
+	struct stat st;
+	size_t len = 0;
+
+	CHECK(mkdtemp(dir) != NULL, "temp dir");
+	snprintf(path, sizeof(path), "%s/a/b/c", dir);
+	CHECK(util_mkdir_p(path, 0755) == 0, "mkdir -p");
+	CHECK(util_mkdir_p(path, 0755) == 0, "mkdir -p again");
+	snprintf(path, sizeof(path), "%s/secret", dir);
+	umask(0);
+	CHECK(util_write_file(path, "hello", 5, 0600) == 0, "write");
+	CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600, "mode 0600 kept");
+	CHECK(util_read_file(path, 100, &data, &len) == 0 && len == 5 &&
+	    strcmp(data, "hello") == 0, "read back");
+	free(data);
+	data = NULL;
+	CHECK(util_read_file(path, 4, &data, &len) == -EFBIG, "size limit enforced");
+	CHECK(util_read_file("/nonexistent", 4, &data, &len) == -ENOENT, "missing file");
+	unlink(path);
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	CHECK(system(path) == 0, "cleanup");
+}
+
+int
+main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	test_time();
+	test_duration();
+	test_ids();
+	test_files();
+	return check_done();
+}
