@@ -15,6 +15,7 @@
  * it out.  Fetching and refreshing the directory is not done here.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,7 @@ struct directory_key {
 	const char *space_id;
 	const char *kid;
 	uint8_t pk[32];
+	int64_t retires_at;	/* 0: not retiring */
 };
 
 struct directory {
@@ -55,6 +57,9 @@ struct directory {
 	const struct directory_space **by_id; /* sorted by id */
 	struct directory_key *keys;	      /* sorted by (space_id, kid) */
 	size_t nkeys;
+	struct directory_trust coordinator_keys[DIRECTORY_MAX_KEYS_PER_SPACE];
+	size_t ncoordinator_keys;
+	const char *crl;
 };
 
 /* ---------------------------------------------------------------------
@@ -154,13 +159,116 @@ key_cmp(const void *a, const void *b)
  * Loading
  */
 
+
+/* spki_sha256: one pin, or an array of up to DIRECTORY_MAX_PINS. */
+static const char *
+directory_read_pins(const cJSON *item, struct directory_space *sp)
+{
+	const cJSON *pins = cJSON_GetObjectItemCaseSensitive(item, "spki_sha256"), *p;
+
+	sp->npins = 0;
+	if (cJSON_IsString(pins)) {
+		if (json_b64_32(item, "spki_sha256", sp->spki_sha256[0]) < 0)
+			return "a space in the directory has an invalid spki_sha256 pin";
+		sp->npins = 1;
+		return NULL;
+	}
+	if (!cJSON_IsArray(pins) || cJSON_GetArraySize(pins) < 1 ||
+	    cJSON_GetArraySize(pins) > DIRECTORY_MAX_PINS)
+		return "a space in the directory has an invalid spki_sha256 pin";
+	cJSON_ArrayForEach(p, pins) {
+		size_t n;
+
+		if (!cJSON_IsString(p) || b64url_decode(p->valuestring,
+		    strlen(p->valuestring), sp->spki_sha256[sp->npins], 32, &n) < 0 ||
+		    n != 32)
+			return "a space in the directory has an invalid spki_sha256 pin";
+		sp->npins++;
+	}
+	return NULL;
+}
+
+/* The map's fields are optional, but well typed when present. */
+static const char *
+directory_read_details(const cJSON *item)
+{
+	const cJSON *v;
+	static const char *const strings[] = { "address", "contact", "city" };
+
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(strings); i++) {
+		v = cJSON_GetObjectItemCaseSensitive(item, strings[i]);
+		if (v != NULL && !cJSON_IsString(v))
+			return "a space in the directory has a text field that is not a string";
+	}
+	v = cJSON_GetObjectItemCaseSensitive(item, "lat");
+	if (v != NULL && (!cJSON_IsNumber(v) || !(fabs(v->valuedouble) <= 90.0)))
+		return "a space in the directory has a latitude out of range";
+	v = cJSON_GetObjectItemCaseSensitive(item, "lon");
+	if (v != NULL && (!cJSON_IsNumber(v) || !(fabs(v->valuedouble) <= 180.0)))
+		return "a space in the directory has a longitude out of range";
+	v = cJSON_GetObjectItemCaseSensitive(item, "capacity");
+	if (v != NULL && (!cJSON_IsNumber(v) || v->valuedouble < 0 ||
+	    v->valuedouble > 100000 || v->valuedouble != (double)(int)v->valuedouble))
+		return "a space in the directory has an invalid capacity";
+	v = cJSON_GetObjectItemCaseSensitive(item, "services");
+	if (v != NULL) {
+		const cJSON *e;
+
+		if (!cJSON_IsArray(v))
+			return "a space in the directory has services that are not a list";
+		cJSON_ArrayForEach(e, v)
+			if (!cJSON_IsString(e))
+				return "a space in the directory has a service that is not a string";
+	}
+	v = cJSON_GetObjectItemCaseSensitive(item, "hours");
+	if (v != NULL && !cJSON_IsObject(v))
+		return "a space in the directory has hours that are not an object";
+	return NULL;
+}
+
+/* coordinator_keys and crl, both optional. */
+static const char *
+directory_read_federation(struct directory *dir)
+{
+	const cJSON *keys = cJSON_GetObjectItemCaseSensitive(dir->root, "coordinator_keys");
+	const cJSON *k, *crl;
+
+	if (keys != NULL) {
+		if (!cJSON_IsArray(keys))
+			return "the directory's coordinator_keys is not a list";
+		cJSON_ArrayForEach(k, keys) {
+			struct directory_trust *t;
+			const char *kty = json_string(k, "kty"), *crv = json_string(k, "crv");
+
+			if (dir->ncoordinator_keys >= UTIL_ARRAY_SIZE(dir->coordinator_keys))
+				return "the directory announces too many coordinator keys";
+			t = &dir->coordinator_keys[dir->ncoordinator_keys];
+			if (kty == NULL || strcmp(kty, "OKP") != 0 || crv == NULL ||
+			    strcmp(crv, "Ed25519") != 0 ||
+			    cJSON_GetObjectItemCaseSensitive(k, "d") != NULL ||
+			    (t->kid = json_nonempty(k, "kid")) == NULL ||
+			    json_b64_32(k, "x", t->pk) < 0)
+				return "the directory announces an invalid coordinator key";
+			dir->ncoordinator_keys++;
+		}
+	}
+	crl = cJSON_GetObjectItemCaseSensitive(dir->root, "crl");
+	if (crl != NULL) {
+		if (!cJSON_IsString(crl) ||
+		    strncmp(crl->valuestring, "-----BEGIN X509 CRL-----", 24) != 0)
+			return "the directory's crl is not a PEM CRL";
+		dir->crl = crl->valuestring;
+	}
+	return NULL;
+}
+
 /* Reads one space and appends its keys; a static sentence on error. */
 static const char *
 directory_read_space(struct directory *dir, const cJSON *item,
     struct directory_space *sp, size_t *nkeys)
 {
 	const cJSON *jwks, *keys, *k;
-	const char *city;
+	const char *city, *e;
 	size_t count = 0;
 
 	if (!cJSON_IsObject(item))
@@ -179,8 +287,13 @@ directory_read_space(struct directory *dir, const cJSON *item,
 	if (sp->url == NULL || strncmp(sp->url, "https://", 8) != 0 ||
 	    sp->url[8] == '\0')
 		return "a space in the directory has no https:// url";
-	if (json_b64_32(item, "spki_sha256", sp->spki_sha256) < 0)
-		return "a space in the directory has an invalid spki_sha256 pin";
+	e = directory_read_pins(item, sp);
+	if (e != NULL)
+		return e;
+	e = directory_read_details(item);
+	if (e != NULL)
+		return e;
+	sp->json = item;
 
 	jwks = cJSON_GetObjectItemCaseSensitive(item, "jwks");
 	keys = cJSON_GetObjectItemCaseSensitive(jwks, "keys");
@@ -208,6 +321,12 @@ directory_read_space(struct directory *dir, const cJSON *item,
 			return "a key in the directory has no kid";
 		if (json_b64_32(k, "x", dk->pk) < 0)
 			return "a key in the directory has an invalid x";
+		if (cJSON_GetObjectItemCaseSensitive(k, "retires_at") != NULL) {
+			const char *t = json_string(k, "retires_at");
+
+			if (t == NULL || util_parse_time(t, &dk->retires_at) < 0)
+				return "a key in the directory has an invalid retires_at";
+		}
 		(*nkeys)++;
 	}
 	return NULL;
@@ -239,6 +358,9 @@ directory_read(struct directory *dir, int64_t now)
 		return "the directory has expired: fetch a new one from the "
 		    "coordinator";
 
+	s = directory_read_federation(dir);
+	if (s != NULL)
+		return s;
 	spaces = cJSON_GetObjectItemCaseSensitive(dir->root, "spaces");
 	if (!cJSON_IsArray(spaces))
 		return "the directory has no spaces array";
@@ -285,6 +407,17 @@ int
 directory_load(const char *token, size_t len, const uint8_t coordinator_pk[32],
     int64_t now, struct directory **ret, const char **ret_error)
 {
+	struct directory_trust t = { .kid = NULL };
+
+	memcpy(t.pk, coordinator_pk, 32);
+	return directory_load_trusted(token, len, &t, 1, now, ret, ret_error);
+}
+
+int
+directory_load_trusted(const char *token, size_t len,
+    const struct directory_trust *trust, size_t ntrust, int64_t now,
+    struct directory **ret, const char **ret_error)
+{
 	struct directory *dir = NULL;
 	struct jws *jws = NULL;
 	const uint8_t *payload;
@@ -319,11 +452,23 @@ directory_load(const char *token, size_t len, const uint8_t coordinator_pk[32],
 		r = -EBADMSG;
 		goto out;
 	}
-	if (jws_verify(jws, coordinator_pk) < 0) {
-		e = "the directory's signature does not verify with the "
-		    "coordinator key";
-		r = -EKEYREJECTED;
-		goto out;
+	{
+		const char *kid = jws_header_string(jws, "kid");
+		bool ok = false;
+
+		/* The key the header names first, then any other trusted one. */
+		for (size_t i = 0; i < ntrust && !ok; i++)
+			if (kid != NULL && trust[i].kid != NULL &&
+			    strcmp(kid, trust[i].kid) == 0)
+				ok = jws_verify(jws, trust[i].pk) == 0;
+		for (size_t i = 0; i < ntrust && !ok; i++)
+			ok = jws_verify(jws, trust[i].pk) == 0;
+		if (!ok) {
+			e = "the directory's signature does not verify with the "
+			    "coordinator key";
+			r = -EKEYREJECTED;
+			goto out;
+		}
 	}
 
 	dir = calloc(1, sizeof(*dir));
@@ -425,8 +570,82 @@ directory_find_key(const struct directory *dir, const char *space_id,
 	    key_cmp);
 	if (found == NULL)
 		return -ENOENT;
+	/* A retired key signs nothing any more, old passes included. */
+	if (found->retires_at != 0 && found->retires_at <= util_now())
+		return -ENOENT;
 	memcpy(ret_pk, found->pk, 32);
 	return 0;
+}
+
+size_t
+directory_coordinator_key_count(const struct directory *dir)
+{
+	return dir->ncoordinator_keys;
+}
+
+const struct directory_trust *
+directory_coordinator_key(const struct directory *dir, size_t i)
+{
+	return i < dir->ncoordinator_keys ? &dir->coordinator_keys[i] : NULL;
+}
+
+const char *
+directory_crl(const struct directory *dir)
+{
+	return dir->crl;
+}
+
+bool
+directory_space_pinned(const struct directory_space *space, const uint8_t pin[32])
+{
+	for (size_t i = 0; i < space->npins; i++)
+		if (memcmp(space->spki_sha256[i], pin, 32) == 0)
+			return true;
+	return false;
+}
+
+cJSON *
+directory_geojson(const struct directory *dir)
+{
+	cJSON *fc = cJSON_CreateObject(), *features;
+
+	cJSON_AddStringToObject(fc, "type", "FeatureCollection");
+	features = cJSON_AddArrayToObject(fc, "features");
+	for (size_t i = 0; i < dir->nspaces; i++) {
+		const struct directory_space *sp = &dir->spaces[i];
+		const cJSON *lat = cJSON_GetObjectItemCaseSensitive(sp->json, "lat");
+		const cJSON *lon = cJSON_GetObjectItemCaseSensitive(sp->json, "lon");
+		static const char *const copied[] = { "address", "hours", "capacity",
+		    "services", "contact" };
+		cJSON *f = cJSON_CreateObject(), *props, *geom;
+
+		cJSON_AddStringToObject(f, "type", "Feature");
+		cJSON_AddStringToObject(f, "id", sp->id);
+		/* RFC 7946: a position is [longitude, latitude]. */
+		if (cJSON_IsNumber(lat) && cJSON_IsNumber(lon)) {
+			cJSON *coords;
+
+			geom = cJSON_AddObjectToObject(f, "geometry");
+			cJSON_AddStringToObject(geom, "type", "Point");
+			coords = cJSON_AddArrayToObject(geom, "coordinates");
+			cJSON_AddItemToArray(coords, cJSON_CreateNumber(lon->valuedouble));
+			cJSON_AddItemToArray(coords, cJSON_CreateNumber(lat->valuedouble));
+		} else {
+			cJSON_AddNullToObject(f, "geometry");
+		}
+		props = cJSON_AddObjectToObject(f, "properties");
+		cJSON_AddStringToObject(props, "id", sp->id);
+		cJSON_AddStringToObject(props, "name", sp->name);
+		cJSON_AddStringToObject(props, "city", sp->city);
+		for (size_t k = 0; k < UTIL_ARRAY_SIZE(copied); k++) {
+			const cJSON *v = cJSON_GetObjectItemCaseSensitive(sp->json, copied[k]);
+
+			if (v != NULL)
+				cJSON_AddItemToObject(props, copied[k], cJSON_Duplicate(v, 1));
+		}
+		cJSON_AddItemToArray(features, f);
+	}
+	return fc;
 }
 
 int
@@ -462,93 +681,237 @@ add_b64_32(cJSON *obj, const char *name, const uint8_t v[32])
 	return cJSON_AddStringToObject(obj, name, s) != NULL ? 0 : -ENOMEM;
 }
 
+/* Reads an Ed25519 public key given as "x" or as a "public_key" file. */
+static int
+directory_describe_key(const cJSON *in, const char *base_dir, uint8_t pk[32],
+    char *err, size_t errlen, const char *what)
+{
+	const char *file = json_nonempty(in, "public_key");
+	char *path;
+	int r;
+
+	if (cJSON_GetObjectItemCaseSensitive(in, "x") != NULL) {
+		if (json_b64_32(in, "x", pk) < 0) {
+			directory_err(err, errlen, "%s: x is not 32 bytes of base64url", what);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (file == NULL) {
+		directory_err(err, errlen, "%s: needs a public_key file or an x", what);
+		return -EINVAL;
+	}
+	path = util_path_join(base_dir, file);
+	if (path == NULL)
+		return -ENOMEM;
+	r = key_load_public(path, pk);
+	if (r < 0)
+		directory_err(err, errlen, "%s: cannot read Ed25519 key %s: %s", what,
+		    path, strerror(-r));
+	free(path);
+	return r;
+}
+
+/* The pins: from "cert", "certs" (files) or "spki_sha256" (as given). */
+static int
+directory_describe_pins(const cJSON *in, const char *base_dir, const char *id,
+    cJSON *out, char *err, size_t errlen)
+{
+	const cJSON *certs = cJSON_GetObjectItemCaseSensitive(in, "certs"), *c;
+	const cJSON *cert = cJSON_GetObjectItemCaseSensitive(in, "cert");
+	const cJSON *given = cJSON_GetObjectItemCaseSensitive(in, "spki_sha256");
+	cJSON *pins;
+	int r = 0;
+
+	if (given != NULL && cert == NULL && certs == NULL) {
+		cJSON_AddItemToObject(out, "spki_sha256", cJSON_Duplicate(given, 1));
+		return 0;
+	}
+	pins = cJSON_CreateArray();
+	if (cJSON_IsString(cert))
+		certs = NULL;
+	else if (!cJSON_IsArray(certs)) {
+		cJSON_Delete(pins);
+		directory_err(err, errlen, "space %s: cert (a file), certs (files) or "
+		    "spki_sha256 is required", id);
+		return -EINVAL;
+	}
+	for (c = certs != NULL ? certs->child : cert; c != NULL && r == 0;
+	    c = certs != NULL ? c->next : NULL) {
+		uint8_t pin[32];
+		char s64[64], *path;
+
+		if (!cJSON_IsString(c)) {
+			directory_err(err, errlen, "space %s: certs must be file names", id);
+			r = -EINVAL;
+			break;
+		}
+		path = util_path_join(base_dir, c->valuestring);
+		if (path == NULL) {
+			r = -ENOMEM;
+			break;
+		}
+		r = tls_file_spki_sha256(path, pin);
+		if (r < 0)
+			directory_err(err, errlen, "space %s: cannot read certificate "
+			    "%s: %s", id, path, strerror(-r));
+		free(path);
+		if (r == 0) {
+			b64url_encode(pin, 32, s64);
+			cJSON_AddItemToArray(pins, cJSON_CreateString(s64));
+		}
+	}
+	if (r < 0) {
+		cJSON_Delete(pins);
+		return r;
+	}
+	/* One pin is written as a string, as most directories have. */
+	if (cJSON_GetArraySize(pins) == 1) {
+		cJSON_AddItemToObject(out, "spki_sha256",
+		    cJSON_Duplicate(cJSON_GetArrayItem(pins, 0), 1));
+		cJSON_Delete(pins);
+	} else {
+		cJSON_AddItemToObject(out, "spki_sha256", pins);
+	}
+	return 0;
+}
+
 /* Builds one space of the payload from its description. */
 static int
 directory_describe_space(const cJSON *in, const char *base_dir, cJSON *out,
     char *err, size_t errlen)
 {
-	const char *id, *name, *city, *url, *cert;
+	static const char *const copied[] = { "address", "lat", "lon", "hours",
+	    "capacity", "services", "contact" };
+	const char *id, *name, *city, *url;
 	const cJSON *pass_keys, *pk_in;
 	cJSON *jwks, *keys;
-	uint8_t pin[32];
-	char *path = NULL;
 	int r;
 
 	id = json_nonempty(in, "id");
 	name = json_nonempty(in, "name");
 	city = json_string(in, "city");
 	url = json_nonempty(in, "url");
-	cert = json_nonempty(in, "cert");
-	if (id == NULL || name == NULL || url == NULL || cert == NULL) {
-		directory_err(err, errlen, "space %s: id, name, url and cert "
-		    "are required", id != NULL ? id : "(without id)");
+	if (id == NULL || name == NULL || url == NULL) {
+		directory_err(err, errlen, "space %s: id, name and url are required",
+		    id != NULL ? id : "(without id)");
 		return -EINVAL;
-	}
-	path = util_path_join(base_dir, cert);
-	if (path == NULL)
-		return -ENOMEM;
-	r = tls_file_spki_sha256(path, pin);
-	if (r < 0) {
-		directory_err(err, errlen, "space %s: cannot read certificate "
-		    "%s: %s", id, path, strerror(-r));
-		goto out;
 	}
 	if (cJSON_AddStringToObject(out, "id", id) == NULL ||
 	    cJSON_AddStringToObject(out, "name", name) == NULL ||
 	    (city != NULL && cJSON_AddStringToObject(out, "city", city) == NULL) ||
-	    cJSON_AddStringToObject(out, "url", url) == NULL ||
-	    add_b64_32(out, "spki_sha256", pin) < 0 ||
-	    (jwks = cJSON_AddObjectToObject(out, "jwks")) == NULL ||
-	    (keys = cJSON_AddArrayToObject(jwks, "keys")) == NULL) {
-		r = -ENOMEM;
-		goto out;
-	}
+	    cJSON_AddStringToObject(out, "url", url) == NULL)
+		return -ENOMEM;
+	r = directory_describe_pins(in, base_dir, id, out, err, errlen);
+	if (r < 0)
+		return r;
+	if ((jwks = cJSON_AddObjectToObject(out, "jwks")) == NULL ||
+	    (keys = cJSON_AddArrayToObject(jwks, "keys")) == NULL)
+		return -ENOMEM;
 
 	pass_keys = cJSON_GetObjectItemCaseSensitive(in, "pass_keys");
 	if (!cJSON_IsArray(pass_keys)) {
 		directory_err(err, errlen, "space %s: pass_keys must be an array",
 		    id);
-		r = -EINVAL;
-		goto out;
+		return -EINVAL;
 	}
 	cJSON_ArrayForEach(pk_in, pass_keys) {
 		const char *kid = json_nonempty(pk_in, "kid");
-		const char *file = json_nonempty(pk_in, "public_key");
+		const char *retires = json_string(pk_in, "retires_at");
+		char what[128];
 		uint8_t pk[32];
+		int64_t t;
 		cJSON *jwk;
 
-		if (kid == NULL || file == NULL) {
-			directory_err(err, errlen, "space %s: each pass key "
-			    "needs a kid and a public_key", id);
-			r = -EINVAL;
-			goto out;
+		if (kid == NULL) {
+			directory_err(err, errlen, "space %s: each pass key needs a kid", id);
+			return -EINVAL;
 		}
-		free(path);
-		path = util_path_join(base_dir, file);
-		if (path == NULL) {
-			r = -ENOMEM;
-			goto out;
-		}
-		r = key_load_public(path, pk);
-		if (r < 0) {
-			directory_err(err, errlen, "space %s: cannot read Ed25519 "
-			    "key %s: %s", id, path, strerror(-r));
-			goto out;
+		snprintf(what, sizeof(what), "space %s key %s", id, kid);
+		r = directory_describe_key(pk_in, base_dir, pk, err, errlen, what);
+		if (r < 0)
+			return r;
+		if (retires != NULL && util_parse_time(retires, &t) < 0) {
+			directory_err(err, errlen, "%s: retires_at is not an RFC 3339 time",
+			    what);
+			return -EINVAL;
 		}
 		jwk = cJSON_CreateObject();
 		if (jwk == NULL || !cJSON_AddItemToArray(keys, jwk) ||
 		    cJSON_AddStringToObject(jwk, "kty", "OKP") == NULL ||
 		    cJSON_AddStringToObject(jwk, "crv", "Ed25519") == NULL ||
 		    cJSON_AddStringToObject(jwk, "kid", kid) == NULL ||
-		    add_b64_32(jwk, "x", pk) < 0) {
-			r = -ENOMEM;
-			goto out;
+		    add_b64_32(jwk, "x", pk) < 0 ||
+		    (retires != NULL &&
+		    cJSON_AddStringToObject(jwk, "retires_at", retires) == NULL))
+			return -ENOMEM;
+	}
+	/* The public details for the map travel as the description has them. */
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(copied); i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(in, copied[i]);
+
+		if (v != NULL)
+			cJSON_AddItemToObject(out, copied[i], cJSON_Duplicate(v, 1));
+	}
+	return 0;
+}
+
+/* coordinator_keys (announced for later directories) and the CRL. */
+static int
+directory_describe_federation(const cJSON *desc, const char *base_dir,
+    cJSON *payload, char *err, size_t errlen)
+{
+	const cJSON *keys = cJSON_GetObjectItemCaseSensitive(desc, "coordinator_keys");
+	const char *crl = json_nonempty(desc, "crl");
+	const cJSON *k;
+	int r;
+
+	if (keys != NULL) {
+		cJSON *out = cJSON_AddArrayToObject(payload, "coordinator_keys");
+
+		if (!cJSON_IsArray(keys)) {
+			directory_err(err, errlen, "coordinator_keys must be an array");
+			return -EINVAL;
+		}
+		cJSON_ArrayForEach(k, keys) {
+			const char *kid = json_nonempty(k, "kid");
+			uint8_t pk[32];
+			cJSON *jwk;
+
+			if (kid == NULL) {
+				directory_err(err, errlen, "each coordinator key needs a kid");
+				return -EINVAL;
+			}
+			r = directory_describe_key(k, base_dir, pk, err, errlen,
+			    "coordinator key");
+			if (r < 0)
+				return r;
+			jwk = cJSON_CreateObject();
+			cJSON_AddItemToArray(out, jwk);
+			cJSON_AddStringToObject(jwk, "kty", "OKP");
+			cJSON_AddStringToObject(jwk, "crv", "Ed25519");
+			cJSON_AddStringToObject(jwk, "kid", kid);
+			if (add_b64_32(jwk, "x", pk) < 0)
+				return -ENOMEM;
 		}
 	}
-	r = 0;
-out:
-	free(path);
-	return r;
+	if (crl != NULL) {
+		char *path = util_path_join(base_dir, crl), *pem = NULL;
+
+		if (path == NULL)
+			return -ENOMEM;
+		r = util_read_file(path, 4 * 1024 * 1024, &pem, NULL);
+		if (r < 0) {
+			directory_err(err, errlen, "cannot read the CRL %s: %s", path,
+			    strerror(-r));
+			free(path);
+			return r;
+		}
+		free(path);
+		cJSON_AddStringToObject(payload, "crl", pem);
+		free(pem);
+	}
+	return 0;
 }
 
 int
@@ -601,6 +964,9 @@ directory_sign_description(const char *description_json, const char *base_dir,
 	    cJSON_AddStringToObject(payload, "issued_at", issued) == NULL ||
 	    cJSON_AddStringToObject(payload, "expires_at", expires) == NULL ||
 	    (spaces_out = cJSON_AddArrayToObject(payload, "spaces")) == NULL)
+		goto out;
+	r = directory_describe_federation(desc, base_dir, payload, err, errlen);
+	if (r < 0)
 		goto out;
 	cJSON_ArrayForEach(item, spaces_in) {
 		cJSON *sp = cJSON_CreateObject();

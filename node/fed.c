@@ -36,7 +36,7 @@ fed_caller_ok(struct http_job *job, struct worker *w)
 		http_reply_error(job, 403, "unknown_space",
 		    "space '%s' is not in the directory (serial %lld)", job->peer_space,
 		    (long long)(nd != NULL ? directory_serial(nd->dir) : 0));
-	else if (sodium_memcmp(space->spki_sha256, job->peer_spki_sha256, 32) != 0)
+	else if (!directory_space_pinned(space, job->peer_spki_sha256))
 		http_reply_error(job, 403, "key_mismatch",
 		    "the certificate's key is not the one the directory lists for '%s'",
 		    job->peer_space);

@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 #include <sodium.h>
 
+#include "cli.h"
 #include "config.h"
 #include "db.h"
 #include "directory.h"
@@ -32,195 +33,7 @@
 #include "util.h"
 #include "visit.h"
 
-#define EXIT_USAGE 2
-#define EXIT_REFUSED 3
 
-static const char *opt_config;
-static bool opt_json;
-
-struct command {
-	const char *group;	/* NULL for a one-word command */
-	const char *name;
-	int (*fn)(int argc, char **argv);
-	const char *args;
-	const char *help;
-	const char *who;
-};
-
-static const struct command commands[];
-
-static void
-die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void
-die_usage(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("passerelle: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs(" (see --help)\n", stderr);
-	exit(EXIT_USAGE);
-}
-
-static int
-fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int
-fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("passerelle: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return 1;
-}
-
-static void
-print_json(cJSON *o)
-{
-	char *s = cJSON_Print(o);
-
-	if (s != NULL)
-		puts(s);
-	free(s);
-}
-
-/*
- * Common option parsing: -c, --json and --help anywhere after the command,
- * plus the command's own long options.  Returns the index of the first
- * positional argument.
- */
-struct cmd_opt {
-	const char *name;
-	bool has_arg;
-	const char **value;	/* for options with an argument */
-	bool *flag;		/* for flags */
-};
-
-static void command_help(const struct command *cmd, const struct cmd_opt *opts);
-
-static int
-parse_options(const struct command *cmd, int argc, char **argv,
-    const struct cmd_opt *opts)
-{
-	struct option lo[32];
-	size_t n = 0;
-	int c, idx;
-
-	for (const struct cmd_opt *o = opts; o != NULL && o->name != NULL; o++)
-		lo[n++] = (struct option){ o->name, o->has_arg ? required_argument :
-		    no_argument, NULL, 1000 + (int)(o - opts) };
-	lo[n++] = (struct option){ "json", no_argument, NULL, 'j' };
-	lo[n++] = (struct option){ "config", required_argument, NULL, 'c' };
-	lo[n++] = (struct option){ "help", no_argument, NULL, 'h' };
-	lo[n] = (struct option){ NULL, 0, NULL, 0 };
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "c:h", lo, &idx)) != -1) {
-		if (c == 'j') {
-			opt_json = true;
-		} else if (c == 'c') {
-			opt_config = optarg;
-		} else if (c == 'h') {
-			command_help(cmd, opts);
-			exit(0);
-		} else if (c >= 1000) {
-			const struct cmd_opt *o = &opts[c - 1000];
-
-			if (o->has_arg)
-				*o->value = optarg;
-			else
-				*o->flag = true;
-		} else if (c == '?') {
-			if (optopt != 0)
-				die_usage("%s %s: unknown option -%c", cmd->group ? cmd->group : "",
-				    cmd->name, optopt);
-			die_usage("%s%s%s: unknown option or missing value in '%s'",
-			    cmd->group ? cmd->group : "", cmd->group ? " " : "", cmd->name,
-			    argv[optind - 1]);
-		} else {
-			die_usage("option -%c needs a value", optopt);
-		}
-	}
-	return optind;
-}
-
-static void
-command_help(const struct command *cmd, const struct cmd_opt *opts)
-{
-	printf("usage: passerelle [-c FILE] %s%s%s %s\n\n%s\n", cmd->group ? cmd->group : "",
-	    cmd->group ? " " : "", cmd->name, cmd->args, cmd->help);
-	printf("\noptions:\n");
-	for (const struct cmd_opt *o = opts; o != NULL && o->name != NULL; o++)
-		printf("  --%s%s\n", o->name, o->has_arg ? " VALUE" : "");
-	printf("  --json          print JSON for scripts\n"
-	    "  -c, --config F  configuration file (default passerelle.conf or $PASSERELLE_CONFIG)\n"
-	    "  -h, --help      this help\n");
-}
-
-static struct config *
-load_config(void)
-{
-	const char *path = config_default_path(opt_config);
-	struct config *cfg = NULL;
-	enum log_level lvl;
-
-	if (config_load(path, stderr, &cfg) < 0) {
-		fprintf(stderr, "passerelle: the configuration %s has errors (above)\n", path);
-		exit(1);
-	}
-	if (log_level_parse(cfg->log_level, &lvl) == 0)
-		log_init(lvl, cfg->space_id);
-	return cfg;
-}
-
-/* Opens the node and a database connection for one command. */
-struct session {
-	struct config *cfg;
-	struct node *node;
-	PGconn *conn;
-};
-
-static void
-session_open(struct session *s, int flags)
-{
-	char err[512];
-	int applied;
-
-	memset(s, 0, sizeof(*s));
-	s->cfg = load_config();
-	if (node_open(&s->node, s->cfg, flags | NODE_NEED_DATABASE, err, sizeof(err)) < 0) {
-		fail("%s", err);
-		exit(1);
-	}
-	if (node_db_connect(s->node, &s->conn, err, sizeof(err)) < 0) {
-		fail("%s", err);
-		node_close(s->node);
-		exit(1);
-	}
-	/* A fresh database is usable at once: the schema is brought up first. */
-	if (db_migrate(s->conn, &applied, err, sizeof(err)) < 0) {
-		fail("database migration failed: %s", err);
-		exit(1);
-	}
-}
-
-static void
-session_close(struct session *s)
-{
-	if (s->conn != NULL)
-		PQfinish(s->conn);
-	node_close(s->node);
-	config_free(s->cfg);
-}
-
-static const struct command *current;
 
 /* ------------------------------------------------------------ operator */
 
@@ -230,9 +43,9 @@ cmd_serve(int argc, char **argv)
 	struct config *cfg;
 	int r;
 
-	if (parse_options(current, argc, argv, NULL) != argc)
-		die_usage("serve takes no arguments");
-	cfg = load_config();
+	if (cli_parse_options(argc, argv, NULL) != argc)
+		cli_die_usage("serve takes no arguments");
+	cfg = cli_load_config();
 	r = server_run(cfg);
 	config_free(cfg);
 	return r;
@@ -247,19 +60,19 @@ cmd_db_migrate(int argc, char **argv)
 	char err[512];
 	int applied = 0, r = 1;
 
-	if (parse_options(current, argc, argv, NULL) != argc)
-		die_usage("db migrate takes no arguments");
-	cfg = load_config();
+	if (cli_parse_options(argc, argv, NULL) != argc)
+		cli_die_usage("db migrate takes no arguments");
+	cfg = cli_load_config();
 	if (node_open(&node, cfg, NODE_NEED_DATABASE, err, sizeof(err)) < 0) {
 		config_free(cfg);
-		return fail("%s", err);
+		return cli_fail("%s", err);
 	}
 	if (node_db_connect(node, &conn, err, sizeof(err)) < 0 ||
 	    db_migrate(conn, &applied, err, sizeof(err)) < 0) {
-		fail("%s", err);
+		cli_fail("%s", err);
 		goto out;
 	}
-	if (opt_json)
+	if (cli_json)
 		printf("{\"applied\": %d}\n", applied);
 	else
 		printf("%d migration%s applied\n", applied, applied == 1 ? "" : "s");
@@ -281,23 +94,23 @@ cmd_db_status(int argc, char **argv)
 	char err[512];
 	int cur = 0, latest = 0, r = 1;
 
-	if (parse_options(current, argc, argv, NULL) != argc)
-		die_usage("db status takes no arguments");
-	cfg = load_config();
+	if (cli_parse_options(argc, argv, NULL) != argc)
+		cli_die_usage("db status takes no arguments");
+	cfg = cli_load_config();
 	if (node_open(&node, cfg, NODE_NEED_DATABASE, err, sizeof(err)) < 0) {
 		config_free(cfg);
-		return fail("%s", err);
+		return cli_fail("%s", err);
 	}
 	if (node_db_connect(node, &conn, err, sizeof(err)) < 0) {
-		fail("%s", err);
+		cli_fail("%s", err);
 		goto out;
 	}
 	if (db_schema_version(conn, &cur, &latest) < 0) {
-		fail("cannot read the schema version");
+		cli_fail("cannot read the schema version");
 		goto out;
 	}
-	if (opt_json)
-		printf("{\"current\": %d, \"latest\": %d, \"embedded\": %s}\n", cur, latest,
+	if (cli_json)
+		printf("{\"cli_current\": %d, \"latest\": %d, \"embedded\": %s}\n", cur, latest,
 		    cfg->database[0] == '\0' ? "true" : "false");
 	else
 		printf("schema version %d of %d (%s)%s\n", cur, latest,
@@ -340,9 +153,9 @@ cmd_config_check(int argc, char **argv)
 	char err[512];
 	int r;
 
-	if (parse_options(current, argc, argv, NULL) != argc)
-		die_usage("config check takes no arguments");
-	cfg = load_config();
+	if (cli_parse_options(argc, argv, NULL) != argc)
+		cli_die_usage("config check takes no arguments");
+	cfg = cli_load_config();
 	/* Beyond the syntax: the keys, certificates and directory must load. */
 	r = node_open(&node, cfg, NODE_NEED_DIRECTORY | NODE_NEED_PASS_KEY, err, sizeof(err));
 	if (r < 0) {
@@ -370,8 +183,8 @@ cmd_config_check(int argc, char **argv)
 static int
 cmd_config_reference(int argc, char **argv)
 {
-	if (parse_options(current, argc, argv, NULL) != argc)
-		die_usage("config reference takes no arguments");
+	if (cli_parse_options(argc, argv, NULL) != argc)
+		cli_die_usage("config reference takes no arguments");
 	config_print_reference(stdout);
 	return 0;
 }
@@ -398,24 +211,11 @@ print_member(const cJSON *m)
 }
 
 static int
-parse_int(const char *s, const char *what, int min, int max)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-		die_usage("%s must be a whole number from %d to %d, not '%s'", what, min, max, s);
-	return (int)v;
-}
-
-static int
 cmd_member_add(int argc, char **argv)
 {
 	const char *display = NULL, *email = NULL, *plan = "tickets", *tickets = "0",
 	    *until = NULL;
-	const struct cmd_opt opts[] = {
+	const struct cli_opt opts[] = {
 		{ "display-name", true, &display, NULL },
 		{ "email", true, &email, NULL },
 		{ "plan", true, &plan, NULL },
@@ -424,49 +224,49 @@ cmd_member_add(int argc, char **argv)
 		{ NULL, false, NULL, NULL },
 	};
 	struct member_new mn;
-	struct session s;
+	struct cli_session s;
 	cJSON *m = NULL;
 	char err[256];
-	int i = parse_options(current, argc, argv, opts), r;
+	int i = cli_parse_options(argc, argv, opts), r;
 
 	if (argc - i != 1)
-		die_usage("member add takes the member's full name (quoted)");
+		cli_die_usage("member add takes the member's full name (quoted)");
 	memset(&mn, 0, sizeof(mn));
 	mn.full_name = argv[i];
 	mn.display_name = display;
 	mn.email = email;
 	mn.plan = plan;
-	mn.tickets = parse_int(tickets, "--tickets", 0, 10000);
+	mn.tickets = cli_parse_int(tickets, "--tickets", 0, 10000);
 	mn.valid_until = until;
 	mn.actor = "cli";
-	session_open(&s, 0);
+	cli_session_open(&s, 0);
 	r = member_add(s.conn, &mn, &m, err, sizeof(err));
 	if (r == 0) {
-		if (opt_json)
-			print_json(m);
+		if (cli_json)
+			cli_print_json(m);
 		else
 			print_member(m);
 	}
 	cJSON_Delete(m);
-	session_close(&s);
-	return r == 0 ? 0 : fail("%s", err);
+	cli_session_close(&s);
+	return r == 0 ? 0 : cli_fail("%s", err);
 }
 
 static int
 cmd_member_list(int argc, char **argv)
 {
-	struct session s;
+	struct cli_session s;
 	cJSON *a = NULL, *m;
 
-	if (parse_options(current, argc, argv, NULL) != argc)
-		die_usage("member list takes no arguments");
-	session_open(&s, 0);
+	if (cli_parse_options(argc, argv, NULL) != argc)
+		cli_die_usage("member list takes no arguments");
+	cli_session_open(&s, 0);
 	if (member_list(s.conn, &a) < 0) {
-		session_close(&s);
-		return fail("cannot list the members");
+		cli_session_close(&s);
+		return cli_fail("cannot list the members");
 	}
-	if (opt_json) {
-		print_json(a);
+	if (cli_json) {
+		cli_print_json(a);
 	} else {
 		printf("%-5s %-22s %-16s %-8s %-8s %s\n", "ID", "NAME", "PSEUDONYM", "PLAN",
 		    "TICKETS", "STATUS");
@@ -485,55 +285,55 @@ cmd_member_list(int argc, char **argv)
 		}
 	}
 	cJSON_Delete(a);
-	session_close(&s);
+	cli_session_close(&s);
 	return 0;
 }
 
 static int
 cmd_member_show(int argc, char **argv)
 {
-	struct session s;
+	struct cli_session s;
 	cJSON *m = NULL;
 	char err[256];
-	int i = parse_options(current, argc, argv, NULL), r;
+	int i = cli_parse_options(argc, argv, NULL), r;
 
 	if (argc - i != 1)
-		die_usage("member show takes one member (id, pseudonym or e-mail)");
-	session_open(&s, 0);
+		cli_die_usage("member show takes one member (id, pseudonym or e-mail)");
+	cli_session_open(&s, 0);
 	r = member_show(s.conn, argv[i], &m, err, sizeof(err));
 	if (r == 0) {
-		if (opt_json)
-			print_json(m);
+		if (cli_json)
+			cli_print_json(m);
 		else
 			print_member(m);
 	}
 	cJSON_Delete(m);
-	session_close(&s);
-	return r == 0 ? 0 : fail("%s", err);
+	cli_session_close(&s);
+	return r == 0 ? 0 : cli_fail("%s", err);
 }
 
 static int
 cmd_member_topup(int argc, char **argv)
 {
-	struct session s;
+	struct cli_session s;
 	cJSON *m = NULL;
 	char err[256];
-	int i = parse_options(current, argc, argv, NULL), r, n;
+	int i = cli_parse_options(argc, argv, NULL), r, n;
 
 	if (argc - i != 2)
-		die_usage("member topup takes a member and a number of tickets");
-	n = parse_int(argv[i + 1], "the number of tickets", 1, 10000);
-	session_open(&s, 0);
+		cli_die_usage("member topup takes a member and a number of tickets");
+	n = cli_parse_int(argv[i + 1], "the number of tickets", 1, 10000);
+	cli_session_open(&s, 0);
 	r = member_topup(s.conn, argv[i], n, "cli", &m, err, sizeof(err));
 	if (r == 0) {
-		if (opt_json)
-			print_json(m);
+		if (cli_json)
+			cli_print_json(m);
 		else
 			print_member(m);
 	}
 	cJSON_Delete(m);
-	session_close(&s);
-	return r == 0 ? 0 : fail("%s", err);
+	cli_session_close(&s);
+	return r == 0 ? 0 : cli_fail("%s", err);
 }
 
 static int
@@ -541,34 +341,34 @@ cmd_pass_issue(int argc, char **argv)
 {
 	const char *svg_path = NULL;
 	bool show_qr = false;
-	const struct cmd_opt opts[] = {
+	const struct cli_opt opts[] = {
 		{ "svg", true, &svg_path, NULL },
 		{ "qr", false, NULL, &show_qr },
 		{ NULL, false, NULL, NULL },
 	};
-	struct session s;
+	struct cli_session s;
 	cJSON *info = NULL;
 	char *token = NULL, err[256];
-	int i = parse_options(current, argc, argv, opts), r;
+	int i = cli_parse_options(argc, argv, opts), r;
 
 	if (argc - i != 1)
-		die_usage("pass issue takes one member (id, pseudonym or e-mail)");
-	session_open(&s, NODE_NEED_PASS_KEY);
+		cli_die_usage("pass issue takes one member (id, pseudonym or e-mail)");
+	cli_session_open(&s, NODE_NEED_PASS_KEY);
 	r = member_issue_pass(s.node, s.conn, argv[i], &token, &info, err, sizeof(err));
 	if (r < 0) {
-		session_close(&s);
-		return fail("%s", err);
+		cli_session_close(&s);
+		return cli_fail("%s", err);
 	}
 	if (svg_path != NULL) {
 		char *svg = NULL;
 
 		if (qr_svg(token, &svg) < 0 ||
 		    util_write_file(svg_path, svg, strlen(svg), 0644) < 0)
-			r = fail("cannot write the QR code to %s", svg_path);
+			r = cli_fail("cannot write the QR code to %s", svg_path);
 		free(svg);
 	}
-	if (opt_json) {
-		print_json(info);
+	if (cli_json) {
+		cli_print_json(info);
 	} else {
 		if (show_qr) {
 			char *text = NULL;
@@ -581,7 +381,7 @@ cmd_pass_issue(int argc, char **argv)
 	}
 	free(token);
 	cJSON_Delete(info);
-	session_close(&s);
+	cli_session_close(&s);
 	return r == 0 ? 0 : 1;
 }
 
@@ -589,25 +389,25 @@ static int
 cmd_staff_add(int argc, char **argv)
 {
 	const char *role_s = "concierge";
-	const struct cmd_opt opts[] = {
+	const struct cli_opt opts[] = {
 		{ "role", true, &role_s, NULL },
 		{ NULL, false, NULL, NULL },
 	};
 	enum staff_role role;
-	struct session s;
+	struct cli_session s;
 	char token[96], err[256];
-	int i = parse_options(current, argc, argv, opts), r;
+	int i = cli_parse_options(argc, argv, opts), r;
 
 	if (argc - i != 1)
-		die_usage("staff add takes the account's name");
+		cli_die_usage("staff add takes the account's name");
 	if (staff_role_parse(role_s, &role) < 0)
-		die_usage("--role must be concierge, manager or admin, not '%s'", role_s);
-	session_open(&s, 0);
+		cli_die_usage("--role must be concierge, manager or admin, not '%s'", role_s);
+	cli_session_open(&s, 0);
 	r = staff_add(s.conn, argv[i], role, token, sizeof(token), err, sizeof(err));
-	session_close(&s);
+	cli_session_close(&s);
 	if (r < 0)
-		return fail("%s", err);
-	if (opt_json)
+		return cli_fail("%s", err);
+	if (cli_json)
 		printf("{\"name\": \"%s\", \"role\": \"%s\", \"token\": \"%s\"}\n", argv[i],
 		    staff_role_name(role), token);
 	else
@@ -620,23 +420,23 @@ cmd_staff_add(int argc, char **argv)
 static int
 cmd_visit_checkin(int argc, char **argv)
 {
-	struct session s;
+	struct cli_session s;
 	struct peer_client *pc = NULL;
 	struct visit_decision d;
-	int i = parse_options(current, argc, argv, NULL), r;
+	int i = cli_parse_options(argc, argv, NULL), r;
 
 	if (argc - i != 1)
-		die_usage("visit checkin takes the pass (the token the QR code holds)");
-	session_open(&s, NODE_NEED_DIRECTORY | NODE_NEED_PASS_KEY);
+		cli_die_usage("visit checkin takes the pass (the token the QR code holds)");
+	cli_session_open(&s, NODE_NEED_DIRECTORY | NODE_NEED_PASS_KEY);
 	if (peer_client_new(&pc, s.node) < 0) {
-		session_close(&s);
-		return fail("out of memory");
+		cli_session_close(&s);
+		return cli_fail("out of memory");
 	}
 	r = visit_check_in(s.node, s.conn, pc, argv[i], &d);
-	if (opt_json) {
+	if (cli_json) {
 		cJSON *o = visit_decision_json(&d);
 
-		print_json(o);
+		cli_print_json(o);
 		cJSON_Delete(o);
 	} else if (d.admitted) {
 		printf("ADMITTED  %s (%s, %s plan)", d.display_name, d.home, d.plan);
@@ -651,35 +451,35 @@ cmd_visit_checkin(int argc, char **argv)
 		fprintf(stderr, "passerelle: refused (%s): %s\n", d.reason_code, d.reason);
 	else if (r < 0)
 		fprintf(stderr, "passerelle: %s\n", d.reason);
-	r = r < 0 ? 1 : d.admitted ? 0 : EXIT_REFUSED;
+	r = r < 0 ? 1 : d.admitted ? 0 : CLI_EXIT_REFUSED;
 	visit_decision_clear(&d);
 	peer_client_free(pc);
-	session_close(&s);
+	cli_session_close(&s);
 	return r;
 }
 
 static int
 cmd_visit_checkout(int argc, char **argv)
 {
-	struct session s;
+	struct cli_session s;
 	struct peer_client *pc = NULL;
 	struct visit_checkout out;
 	char err[256];
-	int i = parse_options(current, argc, argv, NULL), r;
+	int i = cli_parse_options(argc, argv, NULL), r;
 
 	if (argc - i != 1)
-		die_usage("visit checkout takes a visit id");
-	session_open(&s, NODE_NEED_DIRECTORY);
+		cli_die_usage("visit checkout takes a visit id");
+	cli_session_open(&s, NODE_NEED_DIRECTORY);
 	if (peer_client_new(&pc, s.node) < 0) {
-		session_close(&s);
-		return fail("out of memory");
+		cli_session_close(&s);
+		return cli_fail("out of memory");
 	}
 	r = visit_check_out(s.node, s.conn, pc, argv[i], &out, err, sizeof(err));
 	peer_client_free(pc);
-	session_close(&s);
+	cli_session_close(&s);
 	if (r < 0)
-		return fail("%s", err);
-	if (opt_json)
+		return cli_fail("%s", err);
+	if (cli_json)
 		printf("{\"visit_id\": \"%s\", \"home\": \"%s\", \"units\": %d,"
 		    " \"already_closed\": %s, \"reported_to_home\": %s}\n", out.visit_id,
 		    out.home, out.units, out.already ? "true" : "false",
@@ -697,22 +497,22 @@ static int
 cmd_visit_list(int argc, char **argv)
 {
 	bool present = false;
-	const struct cmd_opt opts[] = {
+	const struct cli_opt opts[] = {
 		{ "present", false, NULL, &present },
 		{ NULL, false, NULL, NULL },
 	};
-	struct session s;
+	struct cli_session s;
 	cJSON *a, *v;
 
-	if (parse_options(current, argc, argv, opts) != argc)
-		die_usage("visit list takes no arguments");
-	session_open(&s, 0);
+	if (cli_parse_options(argc, argv, opts) != argc)
+		cli_die_usage("visit list takes no arguments");
+	cli_session_open(&s, 0);
 	a = visit_list_present(s.conn);
-	session_close(&s);
+	cli_session_close(&s);
 	if (a == NULL)
-		return fail("cannot list the visits");
-	if (opt_json) {
-		print_json(a);
+		return cli_fail("cannot list the visits");
+	if (cli_json) {
+		cli_print_json(a);
 	} else {
 		printf("%-36s  %-12s %-20s %s\n", "VISIT", "HOME", "NAME", "SINCE");
 		cJSON_ArrayForEach(v, a)
@@ -733,27 +533,27 @@ static int
 cmd_key_generate(int argc, char **argv)
 {
 	const char *pub = NULL;
-	const struct cmd_opt opts[] = {
+	const struct cli_opt opts[] = {
 		{ "public", true, &pub, NULL },
 		{ NULL, false, NULL, NULL },
 	};
 	uint8_t sk[KEY_SECRET_LEN], pk[KEY_PUBLIC_LEN];
-	int i = parse_options(current, argc, argv, opts), r;
+	int i = cli_parse_options(argc, argv, opts), r;
 
 	if (argc - i != 1)
-		die_usage("key generate takes the private key file to write");
+		cli_die_usage("key generate takes the private key file to write");
 	if (access(argv[i], F_OK) == 0)
-		return fail("%s exists already: not overwriting a key", argv[i]);
+		return cli_fail("%s exists already: not overwriting a key", argv[i]);
 	r = key_generate_file(argv[i]);
 	if (r < 0)
-		return fail("cannot write %s: %s", argv[i], strerror(-r));
+		return cli_fail("cannot write %s: %s", argv[i], strerror(-r));
 	if (pub != NULL) {
 		r = key_load_private(argv[i], sk, pk);
 		if (r == 0)
 			r = key_write_public(pub, pk);
 		sodium_memzero(sk, sizeof(sk));
 		if (r < 0)
-			return fail("cannot write %s: %s", pub, strerror(-r));
+			return cli_fail("cannot write %s: %s", pub, strerror(-r));
 	}
 	return 0;
 }
@@ -762,7 +562,7 @@ static int
 cmd_directory_sign(int argc, char **argv)
 {
 	const char *key = NULL, *kid = "coordinator-1", *out = NULL;
-	const struct cmd_opt opts[] = {
+	const struct cli_opt opts[] = {
 		{ "key", true, &key, NULL },
 		{ "kid", true, &kid, NULL },
 		{ "output", true, &out, NULL },
@@ -770,16 +570,16 @@ cmd_directory_sign(int argc, char **argv)
 	};
 	uint8_t sk[KEY_SECRET_LEN], pk[KEY_PUBLIC_LEN];
 	char *desc = NULL, *token = NULL, *dir, *slash, err[512];
-	int i = parse_options(current, argc, argv, opts), r;
+	int i = cli_parse_options(argc, argv, opts), r;
 
 	if (argc - i != 1 || key == NULL || out == NULL)
-		die_usage("directory sign takes DESCRIPTION --key KEY --output FILE");
+		cli_die_usage("directory sign takes DESCRIPTION --key KEY --output FILE");
 	r = key_load_private(key, sk, pk);
 	if (r < 0)
-		return fail("cannot read the coordinator key %s: %s", key, strerror(-r));
+		return cli_fail("cannot read the coordinator key %s: %s", key, strerror(-r));
 	r = util_read_file(argv[i], 4 * 1024 * 1024, &desc, NULL);
 	if (r < 0)
-		return fail("cannot read %s: %s", argv[i], strerror(-r));
+		return cli_fail("cannot read %s: %s", argv[i], strerror(-r));
 	dir = strdup(argv[i]);
 	slash = strrchr(dir, '/');
 	if (slash != NULL)
@@ -792,11 +592,11 @@ cmd_directory_sign(int argc, char **argv)
 	free(desc);
 	free(dir);
 	if (r < 0)
-		return fail("%s: %s", argv[i], err);
+		return cli_fail("%s: %s", argv[i], err);
 	r = util_write_file(out, token, strlen(token), 0644);
 	free(token);
 	if (r < 0)
-		return fail("cannot write %s: %s", out, strerror(-r));
+		return cli_fail("cannot write %s: %s", out, strerror(-r));
 	return 0;
 }
 
@@ -808,16 +608,16 @@ cmd_directory_show(int argc, char **argv)
 	struct node_directory *nd;
 	char err[512], exp[32];
 
-	if (parse_options(current, argc, argv, NULL) != argc)
-		die_usage("directory show takes no arguments");
-	cfg = load_config();
+	if (cli_parse_options(argc, argv, NULL) != argc)
+		cli_die_usage("directory show takes no arguments");
+	cfg = cli_load_config();
 	if (node_open(&node, cfg, NODE_NEED_DIRECTORY, err, sizeof(err)) < 0) {
 		config_free(cfg);
-		return fail("%s", err);
+		return cli_fail("%s", err);
 	}
 	nd = node_directory_get(node);
 	util_format_time(directory_expires_at(nd->dir), exp);
-	if (opt_json) {
+	if (cli_json) {
 		cJSON *o = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(o, "spaces");
 
 		cJSON_AddStringToObject(o, "federation", directory_federation(nd->dir));
@@ -833,7 +633,7 @@ cmd_directory_show(int argc, char **argv)
 			cJSON_AddStringToObject(e, "url", sp->url);
 			cJSON_AddItemToArray(a, e);
 		}
-		print_json(o);
+		cli_print_json(o);
 		cJSON_Delete(o);
 	} else {
 		printf("federation %s, serial %lld, expires %s\n\n",
@@ -854,7 +654,7 @@ cmd_directory_show(int argc, char **argv)
 
 /* ------------------------------------------------------------ dispatch */
 
-static const struct command commands[] = {
+static const struct cli_command commands[] = {
 	{ NULL, "serve", cmd_serve, "", "Run the node: federation face, local face, outbox.",
 	    "operator" },
 	{ "db", "migrate", cmd_db_migrate, "", "Apply pending schema migrations.", "operator" },
@@ -896,7 +696,7 @@ usage(FILE *out)
 
 	fprintf(out, "usage: passerelle [-c FILE] COMMAND [ARGS] [--json] [--help]\n\n"
 	    "Passerelle: a node of a federation of coworking spaces.\n");
-	for (const struct command *c = commands; c->name != NULL; c++) {
+	for (const struct cli_command *c = commands; c->name != NULL; c++) {
 		char name[64];
 
 		if (strcmp(who, c->who) != 0) {
@@ -921,13 +721,13 @@ main(int argc, char **argv)
 	while (i < argc && argv[i][0] == '-') {
 		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
 		    i + 1 < argc) {
-			opt_config = argv[i + 1];
+			cli_config_path = argv[i + 1];
 			i += 2;
 		} else if (strncmp(argv[i], "--config=", 9) == 0) {
-			opt_config = argv[i] + 9;
+			cli_config_path = argv[i] + 9;
 			i++;
 		} else if (strcmp(argv[i], "--json") == 0) {
-			opt_json = true;
+			cli_json = true;
 			i++;
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
@@ -936,38 +736,38 @@ main(int argc, char **argv)
 			puts("passerelle 0.1.0");
 			return 0;
 		} else {
-			die_usage("unknown option '%s'", argv[i]);
+			cli_die_usage("unknown option '%s'", argv[i]);
 		}
 	}
 	if (i >= argc) {
 		usage(stderr);
-		return EXIT_USAGE;
+		return CLI_EXIT_USAGE;
 	}
-	for (const struct command *c = commands; c->name != NULL; c++) {
+	for (const struct cli_command *c = commands; c->name != NULL; c++) {
 		if (c->group == NULL) {
 			if (strcmp(argv[i], c->name) == 0) {
-				current = c;
+				cli_current = c;
 				return c->fn(argc - i, argv + i);
 			}
 		} else if (strcmp(argv[i], c->group) == 0 && i + 1 < argc &&
 		    strcmp(argv[i + 1], c->name) == 0) {
-			current = c;
+			cli_current = c;
 			return c->fn(argc - i - 1, argv + i + 1);
 		}
 	}
 	/* A group alone, or with --help, lists its commands. */
-	for (const struct command *c = commands; c->name != NULL; c++)
+	for (const struct cli_command *c = commands; c->name != NULL; c++)
 		if (c->group != NULL && strcmp(argv[i], c->group) == 0) {
 			bool help = i + 1 < argc && (strcmp(argv[i + 1], "--help") == 0 ||
 			    strcmp(argv[i + 1], "-h") == 0);
 
 			fprintf(help ? stdout : stderr, "%s%s commands:\n",
 			    help ? "" : "passerelle: ", argv[i]);
-			for (const struct command *d = commands; d->name != NULL; d++)
+			for (const struct cli_command *d = commands; d->name != NULL; d++)
 				if (d->group != NULL && strcmp(d->group, argv[i]) == 0)
 					fprintf(help ? stdout : stderr, "  %s %s %s\n", d->group,
 					    d->name, d->args);
-			return help ? 0 : EXIT_USAGE;
+			return help ? 0 : CLI_EXIT_USAGE;
 		}
-	die_usage("unknown command '%s'", argv[i]);
+	cli_die_usage("unknown command '%s'", argv[i]);
 }

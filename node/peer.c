@@ -120,15 +120,23 @@ peer_header_cb(char *data, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
-/* Builds the hook for CURLOPT_PINNEDPUBLICKEY: "sha256//BASE64". */
+/*
+ * Builds CURLOPT_PINNEDPUBLICKEY from the space's pins:
+ * "sha256//BASE64;sha256//BASE64" (any one of them may match).
+ */
 static void
-peer_pin(const uint8_t spki_sha256[32], char *out, size_t outlen)
+peer_pin(const struct directory_space *space, char *out, size_t outlen)
 {
 	char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+	size_t n = 0;
 
-	sodium_bin2base64(b64, sizeof(b64), spki_sha256, 32,
-	    sodium_base64_VARIANT_ORIGINAL);
-	snprintf(out, outlen, "sha256//%s", b64);
+	out[0] = '\0';
+	for (size_t i = 0; i < space->npins && n < outlen; i++) {
+		sodium_bin2base64(b64, sizeof(b64), space->spki_sha256[i], 32,
+		    sodium_base64_VARIANT_ORIGINAL);
+		n += (size_t)snprintf(out + n, outlen - n, "%ssha256//%s",
+		    i > 0 ? ";" : "", b64);
+	}
 }
 
 int
@@ -140,7 +148,7 @@ peer_call(struct peer_client *pc, const char *space_id, const char *method,
 	struct node_directory *nd;
 	const struct directory_space *space;
 	struct curl_slist *hdrs = NULL;
-	char url[1024], pin[128], serial[64];
+	char url[1024], pin[64 * DIRECTORY_MAX_PINS], serial[64];
 	CURL *c = pc->curl;
 	CURLcode cc;
 	long connects = 0;
@@ -156,7 +164,7 @@ peer_call(struct peer_client *pc, const char *space_id, const char *method,
 		return -ENOENT;
 	}
 	snprintf(url, sizeof(url), "%s%s", space->url, path);
-	peer_pin(space->spki_sha256, pin, sizeof(pin));
+	peer_pin(space, pin, sizeof(pin));
 	snprintf(serial, sizeof(serial), "Passerelle-Directory-Serial: %lld",
 	    (long long)directory_serial(nd->dir));
 	node_directory_put(pc->node, nd);

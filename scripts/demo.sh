@@ -25,7 +25,7 @@ done
 src=$(cd "$(dirname "$0")/.." && pwd)
 "$src/scripts/install-deps.sh"
 "$src/scripts/build.sh"
-bin="$src/build/passerelle"
+bin=${PASSERELLE_BIN:-$src/build/passerelle}
 pki="$src/certs/pki.sh"
 demo=${PASSERELLE_DEMO_DIR:-/var/tmp/passerelle-demo}
 base=${DEMO_PORT_BASE:-7440}

@@ -1,0 +1,101 @@
+"""Fixtures of the integration tests (see README.md in this folder).
+
+- `pg`: one throw-away PostgreSQL server for the whole session.
+- `passerelle_bin`: the binary under test (built with scripts/build.sh, or
+  $PASSERELLE_BIN).
+- `federation`: a factory; `federation(spaces=..., config=...)` builds and
+  starts a fresh federation for one test and stops it afterwards, checking
+  that every node exits 0 on SIGTERM.
+- `fed`: one troquet + cordee federation shared by the tests that do not
+  stop, freeze or reconfigure a node (each test makes its own members).
+"""
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from harness import ROOT, Federation, PostgresServer  # noqa: E402
+
+
+def pytest_runtest_makereport(item, call):
+    # Lets fixtures see whether their test failed (to print node logs).
+    if call.when == "call":
+        item.passerelle_failed = call.excinfo is not None and not hasattr(
+            call.excinfo.value, "__pytest_xfail__")
+
+
+@pytest.fixture(scope="session")
+def passerelle_bin():
+    explicit = os.environ.get("PASSERELLE_BIN")
+    if explicit:
+        return explicit
+    # Others may be editing the sources: a build that fails is retried a
+    # few times before the session gives up.
+    last = None
+    for attempt in range(3):
+        r = subprocess.run([str(ROOT / "scripts" / "build.sh")], capture_output=True,
+                           text=True, timeout=600)
+        if r.returncode == 0:
+            return str(ROOT / os.environ.get("BUILD_DIR", "build") / "passerelle")
+        last = r
+        time.sleep(5)
+    pytest.exit(f"scripts/build.sh failed:\n{last.stdout}{last.stderr}", returncode=3)
+
+
+@pytest.fixture(scope="session")
+def pg():
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+def _finish(federations, failed):
+    problems = []
+    for f in federations:
+        if failed:
+            print(f"\nnode logs of federation {f.name}:\n{f.log_tails()}")
+        problems += f.close()
+        if not problems:
+            f.remove()
+    return problems
+
+
+@pytest.fixture
+def federation(request, pg, passerelle_bin):
+    made = []
+
+    def make(spaces=("troquet", "cordee"), config=None, start=True):
+        f = Federation(pg, passerelle_bin, spaces=spaces, config=config)
+        made.append(f)
+        f.build()
+        if start:
+            f.start()
+        return f
+
+    yield make
+    problems = _finish(made, getattr(request.node, "passerelle_failed", True))
+    assert not problems, "\n".join(problems)
+
+
+@pytest.fixture(scope="session")
+def fed(pg, passerelle_bin):
+    f = Federation(pg, passerelle_bin)
+    f.build().start()
+    yield f
+    problems = _finish([f], False)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.fixture
+def shared(request, fed):
+    """The shared federation, with its logs printed if the test fails."""
+    yield fed
+    if getattr(request.node, "passerelle_failed", False):
+        print(f"\nnode logs of the shared federation:\n{fed.log_tails()}")

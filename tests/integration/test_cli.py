@@ -1,0 +1,176 @@
+"""The command line: help, exit statuses, one-line errors, --json."""
+import json
+
+import pytest
+
+COMMANDS = [
+    "serve", "db migrate", "db status", "config check", "config reference",
+    "member add", "member list", "member show", "member topup", "pass issue",
+    "staff add", "visit checkin", "visit checkout", "visit list", "key generate",
+    "directory sign", "directory show",
+]
+
+
+def run(fed, *args):
+    return fed.passerelle(*args, check=False)
+
+
+def test_help_lists_the_commands(fed):
+    rc, out, err = run(fed, "--help")
+    assert rc == 0, err
+    for cmd in COMMANDS:
+        assert f"  {cmd} " in out, f"'{cmd}' missing from --help:\n{out}"
+    assert err == ""
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_each_command_has_help(fed, cmd):
+    rc, out, err = run(fed, *cmd.split(), "--help")
+    assert rc == 0, err
+    assert out.startswith(f"usage: passerelle [-c FILE] {cmd}"), out
+    assert "--json" in out
+
+
+def test_unknown_command(fed):
+    rc, out, err = run(fed, "frobnicate")
+    assert rc == 2
+    assert out == ""
+    assert len(err.splitlines()) == 1 and "frobnicate" in err, err
+
+
+def test_no_command_is_usage(fed):
+    rc, out, err = run(fed)
+    assert rc == 2 and "usage:" in err
+
+
+def test_topup_needs_a_number(fed):
+    cordee = fed["cordee"]
+    m = cordee.add_member(tickets=1)
+    for bad in ("notanumber", "-3", "0", "1.5", "99999999999"):
+        rc, out, err = cordee.cli("member", "topup", m["pseudonym"], bad)
+        assert rc == 2, (bad, rc, err)
+        assert len(err.splitlines()) == 1, err
+    assert cordee.balance(m) == (1, 1)
+
+
+def test_unknown_option_is_usage(fed):
+    rc, out, err = fed["cordee"].cli("member", "list", "--frobnicate")
+    assert rc == 2, err
+    assert len(err.splitlines()) == 1, err
+
+
+def test_config_check_reports_every_error_with_its_line(fed, tmp_path):
+    troquet = fed["troquet"]
+    good = troquet.conf.read_text().splitlines()
+    lines = list(good)
+    node = lines.index("[node]")
+    lines.insert(node + 1, "frobnicate = 1")              # unknown option
+    visit_at = len(lines) + 1
+    lines += ["[visit]", "peer_timeout = soon"]           # bad value
+    limits_at = len(lines) + 1
+    lines += ["[limits]", "max_json_depth = 100000"]      # out of range
+    bad = troquet.dir / "bad.conf"
+    bad.write_text("\n".join(lines) + "\n")
+
+    rc, out, err = troquet.fed.passerelle("-c", bad, "config", "check", check=False)
+    assert rc != 0
+    assert f"{bad}:{node + 2}: " in err and "frobnicate" in err, err
+    assert f"{bad}:{visit_at + 1}: " in err and "peer_timeout" in err, err
+    assert f"{bad}:{limits_at + 1}: " in err and "max_json_depth" in err, err
+    for line in err.splitlines():
+        assert line.startswith(("passerelle:", f"{bad}:")), line
+
+
+def test_config_check_unknown_section_and_missing_required(fed):
+    troquet = fed["troquet"]
+    bad = troquet.dir / "bad2.conf"
+    text = troquet.conf.read_text().replace("space_id = troquet\n", "")
+    bad.write_text(text + "[nonsense]\nx = 1\n")
+    rc, out, err = troquet.fed.passerelle("-c", bad, "config", "check", check=False)
+    assert rc != 0
+    assert "space_id is required" in err, err
+    n = len(text.splitlines())
+    assert f"{bad}:{n + 2}: unknown section [nonsense]" in err, err
+
+
+def test_config_check_good(fed):
+    for node in fed.nodes.values():
+        rc, out, err = node.cli("config", "check")
+        assert rc == 0, err
+        assert f"space {node.id}" in out and "serial 1" in out
+
+
+def test_config_check_wrong_certificate(fed):
+    """The configuration names troquet but holds cordee's certificate."""
+    troquet, cordee = fed["troquet"], fed["cordee"]
+    bad = troquet.dir / "bad3.conf"
+    bad.write_text(troquet.conf.read_text().replace(
+        "cert = node.crt", f"cert = {cordee.dir / 'node.crt'}").replace(
+        "key = node.key", f"key = {cordee.dir / 'node.key'}"))
+    rc, out, err = troquet.fed.passerelle("-c", bad, "config", "check", check=False)
+    assert rc != 0
+    assert "cordee" in err, err
+
+
+def test_visit_checkin_garbage(fed):
+    rc, out, err = fed["troquet"].cli("visit", "checkin", "GARBAGE")
+    assert rc == 3, (rc, out, err)
+    assert "malformed" in err and len(err.splitlines()) == 1, err
+    assert "REFUSED" in out
+
+
+def test_visit_checkin_and_checkout_from_the_cli(fed):
+    troquet, cordee = fed["troquet"], fed["cordee"]
+    member, token = cordee.member_with_pass(full_name="Alix Bernard", tickets=2)
+    rc, out, err = troquet.cli("visit", "checkin", token, "--json")
+    assert rc == 0, err
+    a = json.loads(out)
+    assert a["decision"] == "admit" and a["display_name"] == "Alix B.", a
+    rc, out, err = troquet.cli("visit", "list", "--present", "--json")
+    assert rc == 0, err
+    assert a["visit_id"] in {v["visit_id"] for v in json.loads(out)}
+    rc, out, err = troquet.cli("visit", "checkout", a["visit_id"], "--json")
+    assert rc == 0, err
+    assert json.loads(out)["units"] == 1
+    rc, out, err = troquet.cli("visit", "checkout", "not-a-visit")
+    assert rc != 0 and len(err.splitlines()) == 1, err
+    assert cordee.balance(member) == (1, 1)
+
+
+def test_db_status_json(fed):
+    rc, out, err = fed["troquet"].cli("db", "status", "--json")
+    assert rc == 0, err
+    s = json.loads(out)
+    assert s["current"] == s["latest"] >= 1
+    assert s["embedded"] is False
+    rc, out, err = fed["troquet"].cli("db", "migrate", "--json")
+    assert rc == 0, err
+    assert json.loads(out) == {"applied": 0}
+
+
+def test_json_outputs_parse(fed):
+    cordee = fed["cordee"]
+    m = cordee.add_member(tickets=3)
+    for args in (("member", "list"), ("member", "show", m["pseudonym"]),
+                 ("directory", "show"), ("staff", "add", "json-test", "--role",
+                                         "manager")):
+        rc, out, err = cordee.cli(*args, "--json")
+        assert rc == 0, (args, err)
+        json.loads(out)
+
+
+def test_member_show_unknown(fed):
+    rc, out, err = fed["cordee"].cli("member", "show", "nobody@example.org")
+    assert rc == 1
+    assert len(err.splitlines()) == 1 and "nobody@example.org" in err, err
+
+
+def test_cannot_reach_database(fed, tmp_path):
+    troquet = fed["troquet"]
+    bad = troquet.dir / "nodb.conf"
+    bad.write_text(troquet.conf.read_text().replace(
+        f"database = {fed.pg.url(troquet.dbname)}",
+        f"database = postgresql:///nope?host={tmp_path}&user=postgres"))
+    rc, out, err = troquet.fed.passerelle("-c", bad, "member", "list", check=False)
+    assert rc == 1
+    assert len(err.splitlines()) == 1 and "PostgreSQL" in err, err
