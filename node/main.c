@@ -20,6 +20,8 @@
 #include "config.h"
 #include "db.h"
 #include "directory.h"
+#include "federation.h"
+#include "join.h"
 #include "key.h"
 #include "log.h"
 #include "member.h"
@@ -672,6 +674,8 @@ static const struct cli_command commands[] = {
 	    "manager" },
 	{ "pass", "issue", cmd_pass_issue, "MEMBER [--svg FILE] [--qr]",
 	    "Sign a pass for a member; print the token (and its QR code).", "manager" },
+	{ "pass", "new-key", join_cmd_new_pass_key, "[--kid KID]",
+	    "Make a new pass-signing key and its request for the coordinator.", "manager" },
 	{ "staff", "add", cmd_staff_add, "NAME [--role concierge|manager|admin]",
 	    "Create a staff account; print its API token once.", "manager" },
 	{ "visit", "checkin", cmd_visit_checkin, "TOKEN",
@@ -679,6 +683,28 @@ static const struct cli_command commands[] = {
 	{ "visit", "checkout", cmd_visit_checkout, "VISIT", "Check a visit out.",
 	    "front desk" },
 	{ "visit", "list", cmd_visit_list, "[--present]", "Who is here now.", "front desk" },
+	{ NULL, "init", join_cmd_init,
+	    "DIR --id ID --name NAME --url URL --dns NAME [--ip IP] [details]",
+	    "A new space: keys, certificate request, join request.", "new space" },
+	{ NULL, "join", join_cmd_join, "BUNDLE",
+	    "Install the coordinator's join bundle (certificate, directory).", "new space" },
+	{ "federation", "init", federation_cmd_init, "DIR --name NAME",
+	    "Create a federation: CA, directory-signing key, first directory.",
+	    "coordinator" },
+	{ "federation", "admit", federation_cmd_admit, "REQUEST --federation DIR",
+	    "Admit a space: certificate, directory entry, join bundle.", "coordinator" },
+	{ "federation", "remove", federation_cmd_remove, "SPACE --federation DIR",
+	    "Remove a space: revoke its certificate, drop it from the directory.",
+	    "coordinator" },
+	{ "federation", "add-key", federation_cmd_add_key, "KEY_REQUEST --federation DIR",
+	    "Add a space's new pass-signing key, retiring the old ones later.",
+	    "coordinator" },
+	{ "federation", "renew", federation_cmd_renew, "SPACE CSR --federation DIR",
+	    "Renew a space's node certificate.", "coordinator" },
+	{ "federation", "roll-key", federation_cmd_roll_key, "--federation DIR [--finish]",
+	    "Roll the directory-signing key over (announce, then switch).", "coordinator" },
+	{ "federation", "sign", federation_cmd_sign, "--federation DIR",
+	    "Sign and publish the directory again (next serial).", "coordinator" },
 	{ "key", "generate", cmd_key_generate, "FILE [--public FILE]",
 	    "Make an Ed25519 key (pass signing, directory signing).", "coordinator" },
 	{ "directory", "sign", cmd_directory_sign,
