@@ -142,22 +142,17 @@ void
 cli_session_open(struct cli_session *s, int flags)
 {
 	char err[512];
-	int applied;
 
-	memset(s, 0, sizeof(*s));
+	memset(s, 0, sizeof(s[0]));
 	s->cfg = cli_load_config();
-	if (node_open(&s->node, s->cfg, flags | NODE_NEED_DATABASE, err, sizeof(err)) < 0) {
+	if (node_open(&s->node, s->cfg, flags | NODE_NEED_DATABASE | NODE_MIGRATE, err,
+	    sizeof(err)) < 0) {
 		cli_fail("%s", err);
 		exit(1);
 	}
 	if (node_db_connect(s->node, &s->conn, err, sizeof(err)) < 0) {
 		cli_fail("%s", err);
 		node_close(s->node);
-		exit(1);
-	}
-	/* A fresh database is usable at once: the schema is brought up first. */
-	if (db_migrate(s->conn, &applied, err, sizeof(err)) < 0) {
-		cli_fail("database migration failed: %s", err);
 		exit(1);
 	}
 }

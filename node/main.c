@@ -613,7 +613,7 @@ cmd_directory_show(int argc, char **argv)
 	if (cli_parse_options(argc, argv, NULL) != argc)
 		cli_die_usage("directory show takes no arguments");
 	cfg = cli_load_config();
-	if (node_open(&node, cfg, NODE_NEED_DIRECTORY, err, sizeof(err)) < 0) {
+	if (node_open(&node, cfg, NODE_NEED_DIRECTORY | NODE_NEED_DATABASE | NODE_MIGRATE, err, sizeof(err)) < 0) {
 		config_free(cfg);
 		return cli_fail("%s", err);
 	}

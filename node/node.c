@@ -10,15 +10,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
 #include "db.h"
+#include "b64url.h"
 #include "key.h"
 #include "log.h"
 #include "node.h"
 #include "pgembed.h"
 #include "util.h"
+
+#define NODE_MAX_TRUST 16
 
 struct node {
 	struct config *cfg;
@@ -29,6 +33,17 @@ struct node {
 
 	pthread_mutex_t dir_lock;
 	struct node_directory *dir;
+	struct directory_trust trust[NODE_MAX_TRUST];
+	char trust_kids[NODE_MAX_TRUST][64];
+	size_t ntrust;
+	void (*on_change)(void *, const struct directory *, const struct directory *);
+	void *on_change_arg;
+
+	pthread_mutex_t hint_lock;
+	pthread_cond_t hint_cond;
+	char hint_space[64];
+	int64_t hint_serial;
+	bool hint_pending;
 
 	char conninfo[1024];
 	bool embedded;
@@ -46,54 +61,248 @@ node_directory_free(struct node_directory *nd)
 	free(nd);
 }
 
-static int
-node_load_directory(struct node *node, char *err, size_t errlen)
+/* Adds a trusted coordinator key (kid may be NULL: any kid). */
+static void
+node_trust_add(struct node *node, const char *kid, const uint8_t pk[32])
 {
-	const struct config *cfg = node->cfg;
-	struct node_directory *nd;
+	for (size_t i = 0; i < node->ntrust; i++)
+		if (memcmp(node->trust[i].pk, pk, 32) == 0)
+			return;
+	if (node->ntrust >= NODE_MAX_TRUST) {
+		log_warnx("too many coordinator keys announced; ignoring %s",
+		    kid != NULL ? kid : "(no kid)");
+		return;
+	}
+	if (kid != NULL) {
+		util_strlcpy(node->trust_kids[node->ntrust], kid,
+		    sizeof(node->trust_kids[0]));
+		node->trust[node->ntrust].kid = node->trust_kids[node->ntrust];
+	} else {
+		node->trust[node->ntrust].kid = NULL;
+	}
+	memcpy(node->trust[node->ntrust].pk, pk, 32);
+	node->ntrust++;
+}
+
+/* Saves an accepted directory and the keys it announces, in one go. */
+static int
+node_directory_save(PGconn *conn, const char *token, const struct directory *dir,
+    const char *source)
+{
+	char serial[32], expires[32];
+	const char *params[4] = { serial, token, source, expires };
+	int r = -EIO;
+
+	snprintf(serial, sizeof(serial), "%lld", (long long)directory_serial(dir));
+	util_format_time(directory_expires_at(dir), expires);
+	if (db_begin(conn) < 0)
+		return -EIO;
+	if (db_exec(conn, "insert into directories (serial, token, source, expires_at)"
+	    " values ($1, $2, $3, $4) on conflict (serial) do nothing", 4, params) < 0)
+		goto out;
+	for (size_t i = 0; i < directory_coordinator_key_count(dir); i++) {
+		const struct directory_trust *t = directory_coordinator_key(dir, i);
+		char x[64];
+		const char *p3[3] = { t->kid, x, serial };
+
+		b64url_encode(t->pk, 32, x);
+		if (db_exec(conn, "insert into coordinator_keys (kid, x, announced_in)"
+		    " values ($1, $2, $3) on conflict (kid) do nothing", 3, p3) < 0)
+			goto out;
+	}
+	if (db_commit(conn) < 0)
+		goto out;
+	return 0;
+out:
+	db_rollback(conn);
+	return r;
+}
+
+int
+node_directory_offer(struct node *node, PGconn *conn, const char *token,
+    size_t len, const char *source, bool *ret_changed, char *err, size_t errlen)
+{
+	struct directory_trust trust[NODE_MAX_TRUST];
+	char kids[NODE_MAX_TRUST][64];
+	struct directory *dir = NULL;
+	struct node_directory *nd = NULL, *old;
 	const char *why = NULL;
+	size_t ntrust;
+	int64_t current;
 	int r;
 
-	r = key_load_public(cfg->directory_key, node->coordinator_pk);
+	*ret_changed = false;
+	while (len > 0 && (token[len - 1] == '\n' || token[len - 1] == '\r' ||
+	    token[len - 1] == ' '))
+		len--;
+	pthread_mutex_lock(&node->dir_lock);
+	ntrust = node->ntrust;
+	memcpy(trust, node->trust, sizeof(trust));
+	memcpy(kids, node->trust_kids, sizeof(kids));
+	current = node->dir != NULL ? directory_serial(node->dir->dir) : 0;
+	pthread_mutex_unlock(&node->dir_lock);
+	for (size_t i = 0; i < ntrust; i++)
+		if (trust[i].kid != NULL)
+			trust[i].kid = kids[i];
+
+	r = directory_load_trusted(token, len, trust, ntrust, util_now(), &dir, &why);
 	if (r < 0) {
-		snprintf(err, errlen, "cannot read the coordinator's key %s: %s",
-		    cfg->directory_key, strerror(-r));
+		snprintf(err, errlen, "directory from %s refused: %s", source,
+		    why != NULL ? why : "invalid");
 		return r;
 	}
-	nd = calloc(1, sizeof(*nd));
-	if (nd == NULL)
-		return -ENOMEM;
-	r = util_read_file(cfg->directory_file, DIRECTORY_MAX_TOKEN, &nd->token,
-	    &nd->token_len);
-	if (r < 0) {
-		snprintf(err, errlen, "cannot read the directory %s: %s",
-		    cfg->directory_file, strerror(-r));
-		goto out;
-	}
-	/* A file usually ends with a newline that is not part of the token. */
-	while (nd->token_len > 0 && (nd->token[nd->token_len - 1] == '\n' ||
-	    nd->token[nd->token_len - 1] == '\r' || nd->token[nd->token_len - 1] == ' '))
-		nd->token[--nd->token_len] = '\0';
-	r = directory_load(nd->token, nd->token_len, node->coordinator_pk,
-	    util_now(), &nd->dir, &why);
-	if (r < 0) {
-		snprintf(err, errlen, "directory %s refused: %s", cfg->directory_file,
-		    why != NULL ? why : "invalid");
-		goto out;
-	}
-	if (directory_find_space(nd->dir, cfg->space_id) == NULL) {
-		snprintf(err, errlen, "space '%s' is not in the directory %s",
-		    cfg->space_id, cfg->directory_file);
+	if (directory_find_space(dir, node->cfg->space_id) == NULL) {
+		snprintf(err, errlen, "directory serial %lld from %s refused: it does"
+		    " not list this space ('%s')", (long long)directory_serial(dir),
+		    source, node->cfg->space_id);
 		r = -ENOENT;
 		goto out;
 	}
+	if (directory_serial(dir) < current) {
+		snprintf(err, errlen, "directory serial %lld from %s refused: older than"
+		    " the serial %lld in force (rollback)", (long long)directory_serial(dir),
+		    source, (long long)current);
+		r = -ESTALE;
+		goto out;
+	}
+	if (directory_serial(dir) == current) {
+		struct node_directory *cur = node_directory_get(node);
+		bool same = cur != NULL && cur->token_len == len &&
+		    memcmp(cur->token, token, len) == 0;
+
+		node_directory_put(node, cur);
+		if (same) {
+			r = 0;
+			goto out;
+		}
+		snprintf(err, errlen, "directory serial %lld from %s refused: the serial"
+		    " in force has other content", (long long)current, source);
+		r = -EEXIST;
+		goto out;
+	}
+	if (conn != NULL) {
+		r = node_directory_save(conn, token, dir, source);
+		if (r < 0) {
+			snprintf(err, errlen, "cannot save directory serial %lld",
+			    (long long)directory_serial(dir));
+			goto out;
+		}
+	}
+	nd = calloc(1, sizeof(*nd));
+	if (nd == NULL || (nd->token = malloc(len + 1)) == NULL) {
+		free(nd);
+		nd = NULL;
+		r = -ENOMEM;
+		goto out;
+	}
+	memcpy(nd->token, token, len);
+	nd->token[len] = '\0';
+	nd->token_len = len;
+	nd->dir = dir;
 	nd->refs = 1;
+	dir = NULL;
+
+	pthread_mutex_lock(&node->dir_lock);
+	old = node->dir;
+	/* A racing offer may have installed a newer one meanwhile. */
+	if (old != NULL && directory_serial(old->dir) >= directory_serial(nd->dir)) {
+		pthread_mutex_unlock(&node->dir_lock);
+		node_directory_free(nd);
+		r = 0;
+		goto out;
+	}
 	node->dir = nd;
-	nd = NULL;
+	for (size_t i = 0; i < directory_coordinator_key_count(nd->dir); i++) {
+		const struct directory_trust *t = directory_coordinator_key(nd->dir, i);
+
+		node_trust_add(node, t->kid, t->pk);
+	}
+	nd->refs++; /* ours, for the callback below */
+	pthread_mutex_unlock(&node->dir_lock);
+
+	log_info("directory serial %lld accepted from %s (%zu spaces)",
+	    (long long)directory_serial(nd->dir), source, directory_count(nd->dir));
+	if (node->on_change != NULL)
+		node->on_change(node->on_change_arg, old != NULL ? old->dir : NULL, nd->dir);
+	node_directory_put(node, old);
+	node_directory_put(node, nd);
+	*ret_changed = true;
 	r = 0;
 out:
-	node_directory_free(nd);
+	directory_free(dir);
 	return r;
+}
+
+/* The configured file: the first directory, before any is saved. */
+static int
+node_offer_file(struct node *node, PGconn *conn, char *err, size_t errlen)
+{
+	const struct config *cfg = node->cfg;
+	char *token = NULL;
+	size_t len = 0;
+	bool changed;
+	int r;
+
+	r = util_read_file(cfg->directory_file, DIRECTORY_MAX_TOKEN, &token, &len);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot read the directory %s: %s",
+		    cfg->directory_file, strerror(-r));
+		return r;
+	}
+	r = node_directory_offer(node, conn, token, len, cfg->directory_file, &changed,
+	    err, errlen);
+	free(token);
+	return r;
+}
+
+/*
+ * With a database: the keys learnt so far, then the newest saved directory,
+ * then the file (which only wins when it is newer).
+ */
+static int
+node_directory_from_db(struct node *node, PGconn *conn, char *err, size_t errlen)
+{
+	PGresult *res;
+	char ferr[512] = "";
+	bool changed;
+	int r, rf;
+
+	res = db_query(conn, "select kid, x from coordinator_keys order by learnt_at", 0, NULL);
+	if (res == NULL) {
+		snprintf(err, errlen, "cannot read the coordinator keys");
+		return -EIO;
+	}
+	for (int i = 0; i < PQntuples(res); i++) {
+		uint8_t pk[32];
+		size_t n;
+		const char *x = PQgetvalue(res, i, 1);
+
+		if (b64url_decode(x, strlen(x), pk, sizeof(pk), &n) == 0 && n == 32)
+			node_trust_add(node, PQgetvalue(res, i, 0), pk);
+	}
+	PQclear(res);
+	res = db_query(conn, "select token, serial from directories order by serial desc"
+	    " limit 1", 0, NULL);
+	if (res == NULL) {
+		snprintf(err, errlen, "cannot read the saved directory");
+		return -EIO;
+	}
+	r = -ENOENT;
+	if (PQntuples(res) == 1) {
+		r = node_directory_offer(node, NULL, PQgetvalue(res, 0, 0),
+		    (size_t)PQgetlength(res, 0, 0), "the database", &changed, err, errlen);
+		if (r < 0)
+			log_warnx("%s", err);
+	}
+	PQclear(res);
+	rf = node_offer_file(node, conn, ferr, sizeof(ferr));
+	if (rf < 0 && r == 0 && rf != -ENOENT)
+		log_info("%s (keeping the saved one)", ferr);
+	if (r < 0 && rf < 0) {
+		snprintf(err, errlen, "%s", ferr);
+		return rf;
+	}
+	return 0;
 }
 
 int
@@ -111,6 +320,8 @@ node_open(struct node **ret, struct config *cfg, int flags, char *err, size_t er
 		return -ENOMEM;
 	node->cfg = cfg;
 	pthread_mutex_init(&node->dir_lock, NULL);
+	pthread_mutex_init(&node->hint_lock, NULL);
+	pthread_cond_init(&node->hint_cond, NULL);
 
 	if (flags & NODE_NEED_PASS_KEY) {
 		r = key_load_private(cfg->pass_key, node->pass_sk, node->pass_pk);
@@ -122,9 +333,15 @@ node_open(struct node **ret, struct config *cfg, int flags, char *err, size_t er
 		node->have_pass_key = true;
 	}
 	if (flags & NODE_NEED_DIRECTORY) {
-		r = node_load_directory(node, err, errlen);
-		if (r < 0)
+		uint8_t pk[32];
+
+		r = key_load_public(cfg->directory_key, pk);
+		if (r < 0) {
+			snprintf(err, errlen, "cannot read the coordinator's key %s: %s",
+			    cfg->directory_key, strerror(-r));
 			goto fail;
+		}
+		node_trust_add(node, NULL, pk);
 	}
 	if (cfg->database[0] != '\0') {
 		util_strlcpy(node->conninfo, cfg->database, sizeof(node->conninfo));
@@ -153,6 +370,25 @@ node_open(struct node **ret, struct config *cfg, int flags, char *err, size_t er
 				goto fail;
 		}
 	}
+	if ((flags & NODE_NEED_DATABASE) && (flags & NODE_MIGRATE)) {
+		PGconn *conn = NULL;
+		int applied = 0;
+
+		/* A fresh database is usable at once: the schema comes first. */
+		r = node_db_connect(node, &conn, err, errlen);
+		if (r == 0)
+			r = db_migrate(conn, &applied, err, errlen);
+		if (r == 0 && (flags & NODE_NEED_DIRECTORY))
+			r = node_directory_from_db(node, conn, err, errlen);
+		if (conn != NULL)
+			PQfinish(conn);
+		if (r < 0)
+			goto fail;
+	} else if (flags & NODE_NEED_DIRECTORY) {
+		r = node_offer_file(node, NULL, err, errlen);
+		if (r < 0)
+			goto fail;
+	}
 	*ret = node;
 	return 0;
 fail:
@@ -179,6 +415,8 @@ node_close(struct node *node)
 	if (node->dir != NULL && --node->dir->refs == 0)
 		node_directory_free(node->dir);
 	pthread_mutex_destroy(&node->dir_lock);
+	pthread_mutex_destroy(&node->hint_lock);
+	pthread_cond_destroy(&node->hint_cond);
 	sodium_memzero(node->pass_sk, sizeof(node->pass_sk));
 	free(node);
 }
@@ -260,4 +498,66 @@ void
 node_keep_database(struct node *node, bool keep)
 {
 	node->keep_database = keep;
+}
+
+void
+node_on_directory_change(struct node *node,
+    void (*fn)(void *arg, const struct directory *old, const struct directory *dir),
+    void *arg)
+{
+	pthread_mutex_lock(&node->dir_lock);
+	node->on_change = fn;
+	node->on_change_arg = arg;
+	pthread_mutex_unlock(&node->dir_lock);
+}
+
+void
+node_directory_hint(struct node *node, const char *space_id, int64_t serial)
+{
+	if (serial <= node_directory_serial(node) || space_id == NULL ||
+	    space_id[0] == '\0')
+		return;
+	pthread_mutex_lock(&node->hint_lock);
+	if (!node->hint_pending || serial > node->hint_serial) {
+		util_strlcpy(node->hint_space, space_id, sizeof(node->hint_space));
+		node->hint_serial = serial;
+		node->hint_pending = true;
+		pthread_cond_signal(&node->hint_cond);
+	}
+	pthread_mutex_unlock(&node->hint_lock);
+}
+
+void
+node_directory_wake(struct node *node)
+{
+	pthread_mutex_lock(&node->hint_lock);
+	pthread_cond_broadcast(&node->hint_cond);
+	pthread_mutex_unlock(&node->hint_lock);
+}
+
+int
+node_directory_wait_hint(struct node *node, int timeout_ms, char *space, size_t len,
+    int64_t *ret_serial)
+{
+	struct timespec ts;
+	int got = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&node->hint_lock);
+	if (!node->hint_pending)
+		pthread_cond_timedwait(&node->hint_cond, &node->hint_lock, &ts);
+	if (node->hint_pending) {
+		util_strlcpy(space, node->hint_space, len);
+		*ret_serial = node->hint_serial;
+		node->hint_pending = false;
+		got = 1;
+	}
+	pthread_mutex_unlock(&node->hint_lock);
+	return got;
 }

@@ -22,7 +22,10 @@ struct node;
 enum node_open_flags {
 	NODE_NEED_DIRECTORY = 1 << 0,	/* load and verify the directory */
 	NODE_NEED_PASS_KEY = 1 << 1,	/* load the pass-signing key */
-	NODE_NEED_DATABASE = 1 << 2,	/* start the embedded PostgreSQL if needed */
+	NODE_NEED_DATABASE = 1 << 2,	/* start the embedded PostgreSQL if needed;
+					   with NODE_NEED_DIRECTORY the newest saved
+					   directory wins (needs NODE_MIGRATE) */
+	NODE_MIGRATE = 1 << 3,		/* apply pending migrations first */
 };
 
 /* Opens a node from its configuration; err gets a one-line reason. */
@@ -51,6 +54,34 @@ struct node_directory {
 struct node_directory *node_directory_get(struct node *node);
 void node_directory_put(struct node *node, struct node_directory *nd);
 int64_t node_directory_serial(struct node *node);
+
+/*
+ * Offers a signed directory (from the configured file, a poll, a peer).  It
+ * is accepted only if it verifies with a trusted coordinator key (the
+ * configured one, or one announced by a directory already accepted), has not
+ * expired, and has a higher serial than the current one; it is then saved in
+ * the database (when conn is not NULL) before it takes effect.  *ret_changed
+ * tells whether it replaced the current directory.  A directory with the
+ * current serial and the same content is a no-op; an older serial is refused
+ * (rollback), and so is the same serial with other content.
+ */
+int node_directory_offer(struct node *node, PGconn *conn, const char *token,
+    size_t len, const char *source, bool *ret_changed, char *err, size_t errlen);
+
+/* Called after every change of directory (from the thread that offered it). */
+void node_on_directory_change(struct node *node,
+    void (*fn)(void *arg, const struct directory *old, const struct directory *dir),
+    void *arg);
+
+/*
+ * A peer said it holds a newer directory (Passerelle-Directory-Serial): the
+ * refresher is woken to fetch it from that space.  Cheap; any thread.
+ */
+void node_directory_hint(struct node *node, const char *space_id, int64_t serial);
+/* Waits up to timeout_ms for a hint; 1 with the space, 0 on time-out. */
+int node_directory_wait_hint(struct node *node, int timeout_ms, char *space,
+    size_t len, int64_t *ret_serial);
+void node_directory_wake(struct node *node);
 
 /* Connects to the node's database (one connection per thread). */
 int node_db_connect(struct node *node, PGconn **ret, char *err, size_t errlen);

@@ -147,7 +147,7 @@ server_run(struct config *cfg)
 	PGconn *conn = NULL;
 	sigset_t set;
 	char err[512];
-	int applied = 0, sig = 0, status = 1;
+	int sig = 0, status = 1;
 
 	/* Every thread created from here on inherits the blocked signals. */
 	sigemptyset(&set);
@@ -158,16 +158,12 @@ server_run(struct config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 
 	if (node_open(&node, cfg, NODE_NEED_DIRECTORY | NODE_NEED_PASS_KEY |
-	    NODE_NEED_DATABASE, err, sizeof(err)) < 0) {
+	    NODE_NEED_DATABASE | NODE_MIGRATE, err, sizeof(err)) < 0) {
 		log_warnx("cannot start: %s", err);
 		return 1;
 	}
 	if (node_db_connect(node, &conn, err, sizeof(err)) < 0) {
 		log_warnx("cannot start: %s", err);
-		goto out;
-	}
-	if (db_migrate(conn, &applied, err, sizeof(err)) < 0) {
-		log_warnx("cannot start: migrations: %s", err);
 		goto out;
 	}
 	{

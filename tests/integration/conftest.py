@@ -10,8 +10,10 @@
   stop, freeze or reconfigure a node (each test makes its own members).
 """
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -28,11 +30,7 @@ def pytest_runtest_makereport(item, call):
             call.excinfo.value, "__pytest_xfail__")
 
 
-@pytest.fixture(scope="session")
-def passerelle_bin():
-    explicit = os.environ.get("PASSERELLE_BIN")
-    if explicit:
-        return explicit
+def _build():
     # Others may be editing the sources: a build that fails is retried a
     # few times before the session gives up.
     last = None
@@ -40,10 +38,27 @@ def passerelle_bin():
         r = subprocess.run([str(ROOT / "scripts" / "build.sh")], capture_output=True,
                            text=True, timeout=600)
         if r.returncode == 0:
-            return str(ROOT / os.environ.get("BUILD_DIR", "build") / "passerelle")
+            return ROOT / os.environ.get("BUILD_DIR", "build") / "passerelle"
         last = r
         time.sleep(5)
     pytest.exit(f"scripts/build.sh failed:\n{last.stdout}{last.stderr}", returncode=3)
+
+
+@pytest.fixture(scope="session")
+def passerelle_bin():
+    """The binary under test: $PASSERELLE_BIN, or a fresh scripts/build.sh.
+
+    It is copied for the session, so that a rebuild while the tests run
+    cannot swap the program under a node or a command.
+    """
+    explicit = os.environ.get("PASSERELLE_BIN")
+    source = explicit if explicit else _build()
+    workdir = tempfile.mkdtemp(prefix="passerelle-it-bin-", dir="/tmp")
+    os.chmod(workdir, 0o755)
+    copy = os.path.join(workdir, "passerelle")
+    shutil.copy2(source, copy)
+    yield copy
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
