@@ -73,6 +73,13 @@ static const struct config_option config_options[] = {
 	    "The signed federation directory."),
 	PATH("federation", "directory_key", directory_key, "coordinator.pub",
 	    "The coordinator's public key, which signs the directory."),
+	STR("federation", "directory_urls", directory_urls, "",
+	    "Where to poll for newer directories (https://, http:// or file://; several"
+	    " separated by spaces). Peers' answers also announce newer serials."),
+	NUM("federation", "directory_refresh", CONFIG_SECONDS, directory_refresh, "5m",
+	    5, 86400, "How often the directory URLs are polled."),
+	NUM("federation", "directory_warn", CONFIG_SECONDS, directory_warn, "7d", 0,
+	    365LL * 86400, "Warn (log and metric) this long before the directory expires."),
 
 	STR("local", "listen", local_listen, "127.0.0.1:7080",
 	    "Address and port of the local face (front desk API, health)."),

@@ -34,6 +34,9 @@ struct config {
 	char *fed_ca;
 	char *directory_file;
 	char *directory_key;	/* coordinator's public key */
+	char *directory_urls;	/* where to poll for newer directories */
+	int64_t directory_refresh;
+	int64_t directory_warn;
 
 	/* [local] */
 	char *local_listen;

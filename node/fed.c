@@ -80,8 +80,19 @@ fed_handle(struct http_job *job, void *worker, void *arg)
 {
 	struct worker *w = worker;
 
-	if (!fed_caller_ok(job, w))
+	if (!fed_caller_ok(job, w)) {
+		/* A space that is not (or no longer) admitted keeps no connection. */
+		job->close_connection = true;
+		/*
+		 * A space we do not know yet but that holds a newer directory
+		 * may just have been admitted: poll the coordinator's URLs.
+		 */
+		if (job->has_peer_cert && job->peer_space[0] != '\0')
+			node_directory_hint(w->node, "", job->peer_directory_serial);
 		return;
+	}
+	/* The caller holds a newer directory: fetch it from there. */
+	node_directory_hint(w->node, job->peer_space, job->peer_directory_serial);
 	if (strcmp(job->path, "/federation/v1/authorize") == 0) {
 		if (job->method != HTTP_POST)
 			http_reply_error(job, 405, "method_not_allowed", "use POST");

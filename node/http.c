@@ -48,8 +48,26 @@ struct http_private {
 	struct http_job *next;		/* queue link */
 	struct evhttp_request *req;	/* NULL once the client is gone */
 	struct http_loop *loop;
+	struct http_conn *conn;		/* TLS faces: the connection */
 	http_handler_fn handler;
 	void *handler_arg;
+};
+
+/*
+ * A TLS connection, known from the first request on: its peer, the job it
+ * runs, and its place in its loop's list (so that a space removed from the
+ * directory can have its connections closed).  Allocated with its SSL and
+ * freed with it (ex_data), unlinked by evhttp's close callback, which runs
+ * first.
+ */
+struct http_conn {
+	struct http_loop *loop;
+	struct evhttp_connection *evcon;	/* NULL until the first request */
+	struct http_job *job;
+	char space[64];
+	uint8_t spki[32];
+	bool doomed;
+	struct http_conn *prev, *next;
 };
 
 struct http_pool {
@@ -73,10 +91,15 @@ struct http_loop {
 	struct evhttp_bound_socket *bound;
 	pthread_t thread;
 	atomic_int in_flight;
+	struct http_conn *conns;	/* TLS connections with a request seen */
+	bool (*keep)(void *arg, const char *space, const uint8_t spki[32]);
+	void *keep_arg;
 };
 
 struct http_face {
 	struct http_face_options o;
+	pthread_mutex_t ssl_lock;
+	SSL_CTX *ssl_ctx;		/* our reference; replaced whole */
 	char *name;
 	struct http_pool *pool;
 	int nloops;
@@ -335,12 +358,56 @@ http_job_free(struct http_job *job)
 	free(job);
 }
 
+/* Plain faces: the client left while its job ran. */
 static void
 http_conn_closed_cb(struct evhttp_connection *evcon, void *arg)
 {
 	struct http_job *job = arg;
 
 	job->priv->req = NULL;
+}
+
+static int http_conn_idx = -1;
+
+static void
+http_conn_unlink(struct http_conn *conn)
+{
+	if (conn->evcon == NULL)
+		return;
+	if (conn->prev != NULL)
+		conn->prev->next = conn->next;
+	else
+		conn->loop->conns = conn->next;
+	if (conn->next != NULL)
+		conn->next->prev = conn->prev;
+	conn->prev = conn->next = NULL;
+	conn->evcon = NULL;
+}
+
+/* TLS faces: the connection is going away (its SSL is freed after this). */
+static void
+http_tls_closed_cb(struct evhttp_connection *evcon, void *arg)
+{
+	struct http_conn *conn = arg;
+
+	if (conn->job != NULL) {
+		conn->job->priv->req = NULL;
+		conn->job->priv->conn = NULL;
+		conn->job = NULL;
+	}
+	http_conn_unlink(conn);
+}
+
+static void
+http_conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+    long argl, void *argp)
+{
+	struct http_conn *conn = ptr;
+
+	if (conn == NULL)
+		return;
+	http_conn_unlink(conn);
+	free(conn);
 }
 
 static void
@@ -356,6 +423,9 @@ http_send(struct http_loop *loop, struct evhttp_request *req, struct http_job *j
 	evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
 	if (job->resp_location != NULL)
 		evhttp_add_header(out, "Location", job->resp_location);
+	if (job->close_connection ||
+	    (job->priv->conn != NULL && job->priv->conn->doomed))
+		evhttp_add_header(out, "Connection", "close");
 	if (o->serial_fn != NULL) {
 		char serial[32];
 
@@ -378,8 +448,11 @@ http_job_done_cb(evutil_socket_t fd, short what, void *arg)
 	struct http_loop *loop = job->priv->loop;
 
 	if (req != NULL) {
-		evhttp_connection_set_closecb(evhttp_request_get_connection(req),
-		    NULL, NULL);
+		if (job->priv->conn != NULL)
+			job->priv->conn->job = NULL;
+		else
+			evhttp_connection_set_closecb(evhttp_request_get_connection(req),
+			    NULL, NULL);
 		http_send(loop, req, job);
 	}
 	atomic_fetch_sub(&loop->in_flight, 1);
@@ -422,6 +495,7 @@ http_job_peer(struct http_job *job, struct evhttp_request *req)
 
 	if (ssl == NULL)
 		return;
+	job->priv->conn = SSL_get_ex_data(ssl, http_conn_idx);
 	cert = SSL_get0_peer_certificate(ssl);
 	if (cert == NULL || SSL_get_verify_result(ssl) != X509_V_OK)
 		return;
@@ -430,6 +504,27 @@ http_job_peer(struct http_job *job, struct evhttp_request *req)
 		job->peer_space[0] = '\0';
 	if (tls_cert_spki_sha256(cert, job->peer_spki_sha256) < 0)
 		job->has_peer_cert = false;
+}
+
+/* TLS faces: the first request makes the connection known to its loop. */
+static void
+http_conn_attach(struct http_loop *loop, struct http_job *job,
+    struct evhttp_connection *evcon)
+{
+	struct http_conn *conn = job->priv->conn;
+
+	if (conn->evcon == NULL) {
+		conn->evcon = evcon;
+		conn->loop = loop;
+		conn->next = loop->conns;
+		if (loop->conns != NULL)
+			loop->conns->prev = conn;
+		loop->conns = conn;
+		util_strlcpy(conn->space, job->peer_space, sizeof(conn->space));
+		memcpy(conn->spki, job->peer_spki_sha256, 32);
+		evhttp_connection_set_closecb(evcon, http_tls_closed_cb, conn);
+	}
+	conn->job = job;
 }
 
 static void
@@ -480,11 +575,17 @@ http_request_cb(struct evhttp_request *req, void *arg)
 	if (face->o.ssl_ctx != NULL)
 		http_job_peer(job, req);
 
-	evhttp_connection_set_closecb(evcon, http_conn_closed_cb, job);
+	if (job->priv->conn != NULL)
+		http_conn_attach(loop, job, evcon);
+	else
+		evhttp_connection_set_closecb(evcon, http_conn_closed_cb, job);
 	atomic_fetch_add(&loop->in_flight, 1);
 	if (http_pool_push(face->pool, job) < 0) {
 		atomic_fetch_sub(&loop->in_flight, 1);
-		evhttp_connection_set_closecb(evcon, NULL, NULL);
+		if (job->priv->conn != NULL)
+			job->priv->conn->job = NULL;
+		else
+			evhttp_connection_set_closecb(evcon, NULL, NULL);
 		http_reply_error(job, 503, "busy", "the node is overloaded; retry shortly");
 		http_send(loop, req, job);
 		http_job_free(job);
@@ -494,16 +595,32 @@ http_request_cb(struct evhttp_request *req, void *arg)
 static struct bufferevent *
 http_bev_tls_cb(struct event_base *base, void *arg)
 {
-	SSL_CTX *ctx = arg;
-	SSL *ssl = SSL_new(ctx);
+	struct http_loop *loop = arg;
+	struct http_face *face = loop->face;
+	struct http_conn *conn;
 	struct bufferevent *bev;
+	SSL *ssl;
 
+	/* The context may be replaced (a new CRL): take it under the lock. */
+	pthread_mutex_lock(&face->ssl_lock);
+	ssl = SSL_new(face->ssl_ctx);
+	pthread_mutex_unlock(&face->ssl_lock);
 	if (ssl == NULL)
 		return NULL;
+	conn = calloc(1, sizeof(*conn));
+	if (conn == NULL || SSL_set_ex_data(ssl, http_conn_idx, conn) != 1) {
+		free(conn);
+		SSL_free(ssl);
+		return NULL;
+	}
+	conn->loop = loop;
 	bev = bufferevent_openssl_socket_new(base, -1, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (bev != NULL)
-		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	if (bev == NULL) {
+		SSL_free(ssl); /* frees conn too */
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	return bev;
 }
 
@@ -583,6 +700,13 @@ fail:
 	return -EADDRINUSE;
 }
 
+static void
+http_global_init(void)
+{
+	evthread_use_pthreads();
+	http_conn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, http_conn_ex_free);
+}
+
 static void *
 http_loop_main(void *arg)
 {
@@ -619,11 +743,16 @@ http_face_new(struct http_face **ret, const struct http_face_options *o,
 	struct http_face *face;
 	int r = 0;
 
-	(void)pthread_once(&once, (void (*)(void))evthread_use_pthreads);
+	(void)pthread_once(&once, http_global_init);
 	face = calloc(1, sizeof(*face));
 	if (face == NULL)
 		return -ENOMEM;
 	face->o = *o;
+	pthread_mutex_init(&face->ssl_lock, NULL);
+	if (o->ssl_ctx != NULL) {
+		SSL_CTX_up_ref(o->ssl_ctx);
+		face->ssl_ctx = o->ssl_ctx;
+	}
 	face->pool = pool;
 	face->loops = calloc((size_t)o->threads, sizeof(*face->loops));
 	if (face->loops == NULL) {
@@ -660,7 +789,7 @@ http_face_new(struct http_face **ret, const struct http_face_options *o,
 		evhttp_set_default_content_type(loop->http, "application/json");
 		evhttp_set_gencb(loop->http, http_request_cb, loop);
 		if (o->ssl_ctx != NULL)
-			evhttp_set_bevcb(loop->http, http_bev_tls_cb, o->ssl_ctx);
+			evhttp_set_bevcb(loop->http, http_bev_tls_cb, loop);
 		loop->bound = evhttp_accept_socket_with_handle(loop->http, fd);
 		if (loop->bound == NULL) {
 			close(fd);
@@ -740,5 +869,56 @@ http_face_free(struct http_face *face, int grace_ms)
 		event_base_free(face->loops[i].base);
 	}
 	free(face->loops);
+	SSL_CTX_free(face->ssl_ctx);
+	pthread_mutex_destroy(&face->ssl_lock);
 	free(face);
+}
+
+void
+http_face_set_ssl_ctx(struct http_face *face, SSL_CTX *ctx)
+{
+	SSL_CTX *old;
+
+	pthread_mutex_lock(&face->ssl_lock);
+	old = face->ssl_ctx;
+	face->ssl_ctx = ctx;
+	pthread_mutex_unlock(&face->ssl_lock);
+	SSL_CTX_free(old);
+}
+
+static void
+http_loop_close_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_loop *loop = arg;
+	struct http_conn *conn, *next;
+	int closed = 0;
+
+	for (conn = loop->conns; conn != NULL; conn = next) {
+		next = conn->next;
+		if (loop->keep(loop->keep_arg, conn->space, conn->spki))
+			continue;
+		if (conn->job != NULL) {
+			conn->doomed = true; /* closed after its reply */
+			continue;
+		}
+		evhttp_connection_free(conn->evcon); /* unlinks conn */
+		closed++;
+	}
+	if (closed > 0)
+		log_info("%s face: closed %d connection%s of spaces no longer admitted",
+		    loop->face->o.name, closed, closed == 1 ? "" : "s");
+}
+
+void
+http_face_close_connections(struct http_face *face,
+    bool (*keep)(void *arg, const char *space, const uint8_t spki[32]), void *arg)
+{
+	struct timeval tv0 = { 0, 0 };
+
+	for (int i = 0; i < face->nloops; i++) {
+		face->loops[i].keep = keep;
+		face->loops[i].keep_arg = arg;
+		event_base_once(face->loops[i].base, -1, EV_TIMEOUT, http_loop_close_cb,
+		    &face->loops[i], &tv0);
+	}
 }

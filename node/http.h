@@ -50,6 +50,7 @@ struct http_job {
 	char *resp_body;
 	const char *content_type;
 	char *resp_location;		/* optional Location header */
+	bool close_connection;		/* close it after the reply */
 
 	/* Private to http.c. */
 	struct http_private *priv;
@@ -91,6 +92,16 @@ int http_face_port(const struct http_face *face);
  * the loops and frees the face.
  */
 void http_face_free(struct http_face *face, int grace_ms);
+
+/* Replaces a TLS face's context for new connections (takes ownership). */
+void http_face_set_ssl_ctx(struct http_face *face, SSL_CTX *ctx);
+
+/*
+ * Closes the face's TLS connections whose peer keep() refuses (a connection
+ * running a request is closed after its reply).  Runs on the loop threads.
+ */
+void http_face_close_connections(struct http_face *face,
+    bool (*keep)(void *arg, const char *space, const uint8_t spki[32]), void *arg);
 
 /* Reply helpers for handlers; they take ownership of the cJSON object. */
 void http_reply_json(struct http_job *job, int status, cJSON *body);

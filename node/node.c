@@ -514,8 +514,7 @@ node_on_directory_change(struct node *node,
 void
 node_directory_hint(struct node *node, const char *space_id, int64_t serial)
 {
-	if (serial <= node_directory_serial(node) || space_id == NULL ||
-	    space_id[0] == '\0')
+	if (serial <= node_directory_serial(node) || space_id == NULL)
 		return;
 	pthread_mutex_lock(&node->hint_lock);
 	if (!node->hint_pending || serial > node->hint_serial) {

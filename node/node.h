@@ -75,7 +75,8 @@ void node_on_directory_change(struct node *node,
 
 /*
  * A peer said it holds a newer directory (Passerelle-Directory-Serial): the
- * refresher is woken to fetch it from that space.  Cheap; any thread.
+ * refresher is woken to fetch it from that space, or to poll the configured
+ * URLs when space_id is "" (a caller we do not know yet).  Cheap; any thread.
  */
 void node_directory_hint(struct node *node, const char *space_id, int64_t serial);
 /* Waits up to timeout_ms for a hint; 1 with the space, 0 on time-out. */

@@ -221,8 +221,46 @@ peer_call(struct peer_client *pc, const char *space_id, const char *method,
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &ret->status);
 	if (ret->body == NULL)
 		ret->body = strdup("");
+	/* The peer holds a newer directory: the refresher fetches it there. */
+	node_directory_hint(pc->node, space_id, ret->directory_serial);
 	r = ret->body != NULL ? 0 : -ENOMEM;
 out:
 	curl_slist_free_all(hdrs);
 	return r;
+}
+
+int
+peer_fetch_url(struct peer_client *pc, const char *url, long timeout_ms,
+    struct peer_response *ret)
+{
+	CURL *c = pc->curl;
+	CURLcode cc;
+
+	memset(ret, 0, sizeof(*ret));
+	curl_easy_reset(c);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http,file");
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, peer_write_cb);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, ret);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, peer_header_cb);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, ret);
+	cc = curl_easy_perform(c);
+	if (cc != CURLE_OK) {
+		snprintf(ret->error, sizeof(ret->error), "%s: %s", url,
+		    curl_easy_strerror(cc));
+		free(ret->body);
+		ret->body = NULL;
+		ret->len = 0;
+		return -EHOSTUNREACH;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &ret->status);
+	if (strncmp(url, "file:", 5) == 0)
+		ret->status = 200;
+	if (ret->body == NULL)
+		ret->body = strdup("");
+	return ret->body != NULL ? 0 : -ENOMEM;
 }

@@ -43,6 +43,14 @@ int peer_call(struct peer_client *pc, const char *space_id, const char *method,
 
 void peer_response_clear(struct peer_response *resp);
 
+/*
+ * GETs a published document (the coordinator's directory) from an https://,
+ * http:// or file:// URL.  The transport is checked the ordinary way (system
+ * CAs for https): what is fetched must carry its own signature.
+ */
+int peer_fetch_url(struct peer_client *pc, const char *url, long timeout_ms,
+    struct peer_response *ret);
+
 /* Counters since start, for metrics and benchmarks. */
 void peer_stats(uint64_t *ret_calls, uint64_t *ret_new_connections);
 

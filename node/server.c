@@ -82,6 +82,65 @@ server_worker_fini(void *worker)
 	free(w);
 }
 
+/* ------------------------------------------------------------ directory */
+
+struct server_state {
+	struct node *node;
+	struct http_face *fed;
+	char crl_file[4096];
+	char *crl;		/* the CRL in force (PEM), to notice changes */
+};
+
+/* keep() for http_face_close_connections: still admitted, same key. */
+static bool
+server_space_admitted(void *arg, const char *space_id, const uint8_t spki[32])
+{
+	struct node *node = arg;
+	struct node_directory *nd = node_directory_get(node);
+	const struct directory_space *sp =
+	    nd != NULL ? directory_find_space(nd->dir, space_id) : NULL;
+	bool ok = sp != NULL && directory_space_pinned(sp, spki);
+
+	node_directory_put(node, nd);
+	return ok;
+}
+
+/*
+ * A new directory: close the connections of spaces it no longer admits,
+ * and load the CRL it carries into the federation face's TLS context.
+ */
+static void
+server_directory_changed(void *arg, const struct directory *old,
+    const struct directory *dir)
+{
+	struct server_state *st = arg;
+	const struct config *cfg = node_config(st->node);
+	const char *crl = directory_crl(dir);
+	SSL_CTX *ctx;
+	char err[512];
+
+	if (st->fed == NULL)
+		return;
+	http_face_close_connections(st->fed, server_space_admitted, st->node);
+	if (crl == NULL || (st->crl != NULL && strcmp(st->crl, crl) == 0))
+		return;
+	if (util_write_file(st->crl_file, crl, strlen(crl), 0644) < 0) {
+		log_warn("cannot write %s", st->crl_file);
+		return;
+	}
+	ctx = tls_server_ctx_new(cfg->fed_cert, cfg->fed_key, cfg->fed_ca, err, sizeof(err));
+	if (ctx == NULL || tls_ctx_load_crl(ctx, st->crl_file, err, sizeof(err)) < 0) {
+		log_warnx("the directory's CRL is not applied: %s", err);
+		SSL_CTX_free(ctx);
+		return;
+	}
+	http_face_set_ssl_ctx(st->fed, ctx);
+	free(st->crl);
+	st->crl = strdup(crl);
+	log_info("CRL from directory serial %lld applied to the federation face",
+	    (long long)directory_serial(dir));
+}
+
 static int64_t
 server_serial(void *arg)
 {
@@ -133,6 +192,125 @@ courier_main(void *arg)
 	return NULL;
 }
 
+/* ------------------------------------------------------------ refresher */
+
+/*
+ * The directory refresher: polls the configured URLs every
+ * [federation] directory_refresh, and fetches from a peer at once when one
+ * says it holds a newer serial.  What it fetches goes through
+ * node_directory_offer(), which verifies, saves and swaps it.
+ */
+struct refresher {
+	struct node *node;
+	pthread_t thread;
+	atomic_bool stop;
+	atomic_bool poll_now;
+};
+
+static void
+refresher_offer(struct refresher *rf, PGconn *conn, const struct peer_response *resp,
+    const char *source)
+{
+	char err[512];
+	bool changed = false;
+
+	if (resp->status != 200) {
+		log_warnx("directory from %s: HTTP %ld", source, resp->status);
+		return;
+	}
+	if (node_directory_offer(rf->node, conn, resp->body, resp->len, source,
+	    &changed, err, sizeof(err)) < 0)
+		log_warnx("%s", err);
+}
+
+static void
+refresher_poll(struct refresher *rf, struct worker *w)
+{
+	const struct config *cfg = node_config(rf->node);
+	char *urls = strdup(cfg->directory_urls), *save = NULL;
+
+	if (urls == NULL)
+		return;
+	for (char *url = strtok_r(urls, " \t,", &save); url != NULL;
+	    url = strtok_r(NULL, " \t,", &save)) {
+		struct peer_response resp;
+
+		if (peer_fetch_url(w->pc, url, 10000, &resp) < 0)
+			log_warnx("directory poll: %s", resp.error);
+		else
+			refresher_offer(rf, w->conn, &resp, url);
+		peer_response_clear(&resp);
+	}
+	free(urls);
+}
+
+static void
+refresher_check_expiry(struct refresher *rf, int64_t *last_warned)
+{
+	const struct config *cfg = node_config(rf->node);
+	struct node_directory *nd = node_directory_get(rf->node);
+	int64_t left;
+
+	if (nd == NULL)
+		return;
+	left = directory_expires_at(nd->dir) - util_now();
+	if (left < cfg->directory_warn && util_now() - *last_warned >= 3600) {
+		log_warnx("directory serial %lld expires in %lld hours: ask the"
+		    " coordinator for a new one", (long long)directory_serial(nd->dir),
+		    (long long)(left / 3600));
+		*last_warned = util_now();
+	}
+	node_directory_put(rf->node, nd);
+}
+
+static void *
+refresher_main(void *arg)
+{
+	struct refresher *rf = arg;
+	const struct config *cfg = node_config(rf->node);
+	struct worker w = { .node = rf->node };
+	int64_t next_poll = 0, last_warned = 0;
+
+	if (peer_client_new(&w.pc, rf->node) < 0)
+		return NULL;
+	while (!atomic_load(&rf->stop)) {
+		char space[64];
+		int64_t serial;
+		bool hinted = node_directory_wait_hint(rf->node, 1000, space,
+		    sizeof(space), &serial) == 1;
+
+		if (atomic_load(&rf->stop))
+			break;
+		if (server_worker_db(&w) == NULL)
+			continue;
+		if (hinted && space[0] != '\0' && serial > node_directory_serial(rf->node)) {
+			struct peer_response resp;
+			char source[128];
+
+			snprintf(source, sizeof(source), "space %s", space);
+			if (peer_call(w.pc, space, "GET", "/federation/v1/directory", NULL,
+			    NULL, 10000, &resp) < 0)
+				log_warnx("directory from %s: %s", source, resp.error);
+			else
+				refresher_offer(rf, w.conn, &resp, source);
+			peer_response_clear(&resp);
+		} else if (hinted) {
+			next_poll = 0;
+		}
+		if (atomic_exchange(&rf->poll_now, false))
+			next_poll = 0;
+		if (util_now() >= next_poll && cfg->directory_urls[0] != '\0') {
+			refresher_poll(rf, &w);
+			next_poll = util_now() + cfg->directory_refresh;
+		}
+		refresher_check_expiry(rf, &last_warned);
+	}
+	peer_client_free(w.pc);
+	if (w.conn != NULL)
+		PQfinish(w.conn);
+	return NULL;
+}
+
 /* ------------------------------------------------------------ the daemon */
 
 int
@@ -142,7 +320,9 @@ server_run(struct config *cfg)
 	struct http_pool *pool = NULL;
 	struct http_face *fed = NULL, *local = NULL;
 	struct courier courier;
-	bool courier_started = false;
+	struct refresher refresher;
+	struct server_state state = { .node = NULL };
+	bool courier_started = false, refresher_started = false;
 	SSL_CTX *ssl = NULL;
 	PGconn *conn = NULL;
 	sigset_t set;
@@ -210,6 +390,17 @@ server_run(struct config *cfg)
 			log_warnx("cannot start: federation face: %s", err);
 			goto out;
 		}
+		state.node = node;
+		state.fed = fed;
+		snprintf(state.crl_file, sizeof(state.crl_file), "%s/crl.pem", cfg->data_dir);
+		{
+			/* The directory in force may carry a CRL already. */
+			struct node_directory *nd = node_directory_get(node);
+
+			server_directory_changed(&state, NULL, nd->dir);
+			node_directory_put(node, nd);
+		}
+		node_on_directory_change(node, server_directory_changed, &state);
 		o.name = "local";
 		o.listen = cfg->local_listen;
 		o.ssl_ctx = NULL;
@@ -226,6 +417,10 @@ server_run(struct config *cfg)
 	pthread_mutex_init(&courier.lock, NULL);
 	pthread_cond_init(&courier.cond, NULL);
 	courier_started = pthread_create(&courier.thread, NULL, courier_main, &courier) == 0;
+	memset(&refresher, 0, sizeof(refresher));
+	refresher.node = node;
+	refresher_started = pthread_create(&refresher.thread, NULL, refresher_main,
+	    &refresher) == 0;
 
 	log_info("space %s ready: federation https://%s, local http://%s, directory serial %lld",
 	    cfg->space_id, cfg->fed_listen, cfg->local_listen,
@@ -234,7 +429,9 @@ server_run(struct config *cfg)
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			log_info("SIGHUP: nothing to reload yet (restart to change settings)");
+			log_info("SIGHUP: polling for a newer directory now");
+			atomic_store(&refresher.poll_now, true);
+			node_directory_wake(node);
 			continue;
 		}
 		break;
@@ -242,6 +439,13 @@ server_run(struct config *cfg)
 	log_info("signal %d: stopping", sig);
 	status = 0;
 out:
+	if (refresher_started) {
+		atomic_store(&refresher.stop, true);
+		node_directory_wake(node);
+		pthread_join(refresher.thread, NULL);
+	}
+	if (node != NULL)
+		node_on_directory_change(node, NULL, NULL);
 	http_face_free(fed, 10000);
 	http_face_free(local, 10000);
 	if (courier_started) {
@@ -256,6 +460,7 @@ out:
 		PQfinish(conn);
 	SSL_CTX_free(ssl);
 	node_close(node);
+	free(state.crl);
 	log_info("stopped");
 	return status;
 }

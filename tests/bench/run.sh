@@ -1,0 +1,473 @@
+#!/bin/bash
+# tests/bench/run.sh - the benchmark scenarios (docs/benchmarks.md).
+#
+# Usage: tests/bench/run.sh SCENARIO...
+#   checkin    front-desk check-ins at the host (local API; host -> home over
+#              mTLS, both ledgers), each concurrency of BENCH_CONCURRENCY,
+#              followed by the check-outs of those visits (their own figure)
+#   checkout   the same runs (check-outs need check-ins to close)
+#   cycle      check-in then check-out on the same connection, members reused
+#   authorize  home authorizations (and completions) straight at the home's
+#              federation face with a peer's client certificate; and its ping
+#   verify     pass_verify against libsodium's raw verify (micro-benchmark)
+#   sodium     the same program (the raw rate is its second line)
+#   nginx      nginx-light answering a static body over mutual TLS, same
+#              generator, same concurrencies (installed with apt if missing)
+#   pgbench    one-row insert transactions on the home's own PostgreSQL
+#   directory  verify and load a signed directory of 10,000 spaces
+#   rss        resident memory of the idle nodes (their PostgreSQL aside)
+#   profile    perf (system-wide) over a check-in run at concurrency 16
+#   all        everything above but profile, then the summary with ratios
+#
+# Each invocation builds its own two-space federation (troquet hosts, cordee
+# is the members' home) in a fresh folder, on free loopback ports, each node
+# on its own embedded PostgreSQL with the default durable settings
+# (fsync, synchronous_commit), and removes it at the end.
+#
+# Environment (defaults in brackets):
+#   BUILD_DIR [build]  BENCH_DURATION [10]  BENCH_WARMUP [2]
+#   BENCH_CONCURRENCY ["1 4 16 64"]  BENCH_FED_CONCURRENCY ["16 64"]
+#   BENCH_MEMBERS [60000]  BENCH_OUT [tests/artifacts/bench-DATE]
+#   BENCH_KEEP=1 keeps the federation's folder for a look afterwards.
+set -euo pipefail
+
+src=$(cd "$(dirname "$0")/../.." && pwd)
+build=${BUILD_DIR:-build}
+duration=${BENCH_DURATION:-10}
+warmup=${BENCH_WARMUP:-2}
+conc_list=${BENCH_CONCURRENCY:-1 4 16 64}
+fed_conc_list=${BENCH_FED_CONCURRENCY:-16 64}
+members=${BENCH_MEMBERS:-60000}
+out=${BENCH_OUT:-$src/tests/artifacts/bench-$(date -u +%Y%m%dT%H%M%SZ)}
+
+if [ $# -eq 0 ]; then
+	sed -n '2,30p' "$0" >&2
+	exit 2
+fi
+scenarios=()
+for a in "$@"; do
+	case "$a" in
+	checkin|checkout|cycle|authorize|verify|sodium|nginx|pgbench|directory|rss|profile) scenarios+=("$a") ;;
+	all) scenarios+=(rss verify directory pgbench nginx authorize checkin cycle) ;;
+	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+	*) echo "bench: unknown scenario '$a'" >&2; exit 2 ;;
+	esac
+done
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+export PASSERELLE_SOURCE=$src
+"$src/scripts/install-deps.sh"
+BUILD_DIR=$build "$src/scripts/build.sh"
+export PASSERELLE_BIN=${PASSERELLE_BIN:-$src/$build/passerelle}
+bench_bin=$src/$build/tests/bench
+loadgen=$bench_bin/loadgen
+# shellcheck source=tests/bench/federation.sh
+. "$src/tests/bench/federation.sh"
+
+mkdir -p "$out"
+results=$out/results.jsonl
+: >"$results"
+work=$(mktemp -d /var/tmp/passerelle-bench.XXXXXX)
+nginx_pid=""
+cleanup() {
+	[ -n "$nginx_pid" ] && kill -TERM "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null
+	fed_stop
+	if [ "${BENCH_KEEP:-0}" = 1 ]; then
+		echo "bench: federation kept in $work" >&2
+	else
+		rm -rf "$work"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- the machine
+
+{
+	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
+	echo "memory: $(free -m | awk '/Mem:/ {print $2}') MiB"
+	echo "kernel: $(uname -r)"
+	echo "postgresql: $(ls /usr/lib/postgresql | sort -n | tail -1), $(/usr/lib/postgresql/*/bin/postgres --version | tail -1)"
+	echo "openssl: $(openssl version)"
+	echo "libcurl: $(curl-config --version 2>/dev/null || echo '?')"
+	echo "build: $build ($(meson introspect "$src/$build" --buildoptions 2>/dev/null |
+		/usr/bin/python3 -c 'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"]=="buildtype"))' 2>/dev/null || echo '?'))"
+	echo "commit: $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$src" diff --quiet 2>/dev/null || echo ' (with local changes)')"
+} | tee "$out/machine.txt"
+
+# ---------------------------------------------------------------- federation
+
+say "Setting up the federation in $work (troquet hosts, cordee is home)"
+fed_init "$work"
+fed_setup "$work" troquet cordee
+fed_start "$work"
+host_local=$(fed_port "$work" troquet local)
+home_fed=$(fed_port "$work" cordee fed)
+desk=$("$PASSERELLE_BIN" -c "$work/troquet/passerelle.conf" staff add "Bench desk" --role concierge)
+echo "troquet: local face :$host_local; cordee: federation face :$home_fed"
+
+minted=false
+mint() {
+	$minted && return 0
+	say "Minting $members members of cordee, each with a signed pass"
+	local t0=$SECONDS
+	"$bench_bin/bench_mint" -c "$work/cordee/passerelle.conf" --count "$members" \
+		--out "$work/passes.txt"
+	echo "($((SECONDS - t0)) s)"
+	minted=true
+}
+
+# Closes whatever a scenario left open, so that every member is free again.
+reset_visits() {
+	fed_psql "$work" troquet "update host_visits set status = 'closed',
+		checked_out_at = now(), units = 1 where status in ('open', 'pending');
+		update outbox set delivered_at = now() where delivered_at is null" >/dev/null
+	fed_psql "$work" cordee "update home_visits set checked_out_at = now(), units = 1
+		where decision = 'admit' and checked_out_at is null" >/dev/null
+}
+
+metric() { # SPACE NAME
+	curl -fsS "http://127.0.0.1:$(fed_port "$work" "$1" local)/metrics" |
+		awk -v n="$2" '$1 == n {print $2}'
+}
+
+# Runs loadgen, prints its figures, appends its JSON (with extra fields) to results.
+lg() { # SCENARIO EXTRA_JSON loadgen-args...
+	local scen=$1 extra=$2; shift 2
+	local line
+	line=$("$loadgen" --json "$@") || true
+	[ -n "$line" ] || { echo "bench: loadgen printed nothing" >&2; return 1; }
+	echo "$line" | /usr/bin/python3 -c '
+import json, sys
+d = json.loads(sys.stdin.read()); d["scenario"] = sys.argv[1]
+d.update(json.loads(sys.argv[2] or "{}")); print(json.dumps(d))' "$scen" "$extra" >>"$results"
+	LAST=$line
+}
+
+# ---------------------------------------------------------------- scenarios
+
+scenario_checkin() {
+	mint
+	local c calls0 conns0 calls1 conns1 reuse
+	for c in $conc_list; do
+		reset_visits
+		say "Check-ins at the host, concurrency $c"
+		calls0=$(metric troquet passerelle_peer_calls_total)
+		conns0=$(metric troquet passerelle_peer_connections_total)
+		lg checkin "{}" --label "checkin-c$c" --concurrency "$c" --warmup "$warmup" \
+			--duration "$duration" --tokens "$work/passes.txt" \
+			--url "http://127.0.0.1:$host_local/api/v1/checkin" \
+			--header "Authorization: Bearer $desk" \
+			--header "Content-Type: application/json" \
+			--body '{"pass": "{token}"}' --expect '"decision":"admit"' \
+			--save "$work/visits-c$c.txt" 2>&1 >/dev/null | sed 's/^/  /'
+		calls1=$(metric troquet passerelle_peer_calls_total)
+		conns1=$(metric troquet passerelle_peer_connections_total)
+		reuse=$(/usr/bin/python3 -c "c=$calls1-$calls0; n=$conns1-$conns0
+print('%.2f' % (100.0 * (c - n) / c if c else 0))")
+		echo "  peer calls $((calls1 - calls0)), new peer connections $((conns1 - conns0)): $reuse % reused"
+		/usr/bin/python3 - "$results" "$reuse" "$((calls1 - calls0))" "$((conns1 - conns0))" <<'PY'
+import json, sys
+path, reuse, calls, conns = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+lines = open(path).read().splitlines()
+d = json.loads(lines[-1]); d.update(peer_reuse_pct=reuse, peer_calls=calls, peer_new_connections=conns)
+lines[-1] = json.dumps(d); open(path, "w").write("\n".join(lines) + "\n")
+PY
+		say "Check-outs of those visits, concurrency $c"
+		lg checkout "{}" --label "checkout-c$c" --concurrency "$c" --warmup 1 \
+			--duration "$duration" --tokens "$work/visits-c$c.txt" \
+			--url "http://127.0.0.1:$host_local/api/v1/visits/{token}/checkout" \
+			--method POST --header "Authorization: Bearer $desk" \
+			--expect '"reported_to_home":true' 2>&1 >/dev/null | sed 's/^/  /'
+	done
+	reset_visits
+}
+
+scenario_cycle() {
+	mint
+	reset_visits
+	say "Check-in then check-out on the same connection, members reused (concurrency 16)"
+	lg cycle "{}" --label cycle-c16 --concurrency 16 --warmup "$warmup" \
+		--duration "$duration" --tokens "$work/passes.txt" --reuse-tokens \
+		--url "http://127.0.0.1:$host_local/api/v1/checkin" \
+		--header "Authorization: Bearer $desk" --header "Content-Type: application/json" \
+		--body '{"pass": "{token}"}' --expect '"decision":"admit"' \
+		--then-if '"decision":"admit"' \
+		--then-url "http://127.0.0.1:$host_local/api/v1/visits/{visit_id}/checkout" \
+		--then-method POST --then-header "Authorization: Bearer $desk" \
+		--then-expect '"reported_to_home":true' 2>&1 >/dev/null | sed 's/^/  /'
+	reset_visits
+}
+
+fed_tls=()
+scenario_authorize() {
+	mint
+	local c
+	fed_tls=(--cert "$work/troquet/node.crt" --key "$work/troquet/node.key"
+		--cacert "$work/troquet/ca.crt")
+	for c in $fed_conc_list; do
+		reset_visits
+		say "Federation face: ping, concurrency $c"
+		lg ping "{}" --label "ping-c$c" --concurrency "$c" --warmup "$warmup" \
+			--duration "$duration" "${fed_tls[@]}" \
+			--url "https://127.0.0.1:$home_fed/federation/v1/ping" \
+			--header "Passerelle-Directory-Serial: 1" \
+			--expect '"caller":"troquet"' 2>&1 >/dev/null | sed 's/^/  /'
+		say "Federation face: home authorizations, concurrency $c"
+		lg authorize "{}" --label "authorize-c$c" --concurrency "$c" --warmup "$warmup" \
+			--duration "$duration" "${fed_tls[@]}" --tokens "$work/passes.txt" \
+			--url "https://127.0.0.1:$home_fed/federation/v1/authorize" \
+			--header "Content-Type: application/json" \
+			--header "Passerelle-Directory-Serial: 1" --header "Idempotency-Key: {uuid}" \
+			--body '{"visit_id": "{uuid}", "pass": "{token}"}' \
+			--expect '"decision":"admit"' --save "$work/auth-c$c.txt" \
+			2>&1 >/dev/null | sed 's/^/  /'
+		say "Federation face: completions of those visits, concurrency $c"
+		lg complete "{}" --label "complete-c$c" --concurrency "$c" --warmup 1 \
+			--duration "$duration" "${fed_tls[@]}" --tokens "$work/auth-c$c.txt" \
+			--url "https://127.0.0.1:$home_fed/federation/v1/complete" \
+			--header "Content-Type: application/json" \
+			--header "Passerelle-Directory-Serial: 1" \
+			--header "Idempotency-Key: complete-{token}" \
+			--body '{"visit_id": "{token}", "checked_in_at": "{now}", "checked_out_at": "{now}", "units": 1}' \
+			--expect '"status":"recorded"' 2>&1 >/dev/null | sed 's/^/  /'
+	done
+	reset_visits
+}
+
+scenario_verify() {
+	say "Pass verification: pass_verify (directory lookup) against libsodium's raw verify"
+	"$bench_bin/bench_verify" --iterations 20000 --rounds 5 --json \
+		--directory "$work/cordee/directory.jws" --coordinator "$work/cordee/coordinator.pub" \
+		--pass-key "$work/cordee/pass.key" --iss cordee --kid cordee-1 >"$work/verify.out"
+	grep -v '^{' "$work/verify.out" | sed 's/^/  /'
+	grep '^{' "$work/verify.out" | /usr/bin/python3 -c '
+import json, sys
+d = json.loads(sys.stdin.read()); d["scenario"] = "verify"; print(json.dumps(d))' >>"$results"
+}
+
+nginx_start() {
+	[ -n "$nginx_pid" ] && return 0
+	if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+		say "Installing nginx-light (Debian) for the baseline"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get install -y -qq --no-install-recommends nginx-light >/dev/null ||
+			{ apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx-light >/dev/null; }
+	fi
+	local port d=$work/nginx
+	port=$(fed_free_port)
+	mkdir -p "$d/tmp"
+	# The same CA and the same server certificate as the home's federation
+	# face; a static body of the size of a ping answer.
+	cat >"$d/nginx.conf" <<CONF
+worker_processes 2;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+daemon off;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $d/tmp/body;
+	proxy_temp_path $d/tmp/proxy;
+	fastcgi_temp_path $d/tmp/fastcgi;
+	uwsgi_temp_path $d/tmp/uwsgi;
+	scgi_temp_path $d/tmp/scgi;
+	keepalive_requests 10000000;
+	keepalive_timeout 120s;
+	server {
+		listen 127.0.0.1:$port ssl;
+		ssl_certificate $work/cordee/node.crt;
+		ssl_certificate_key $work/cordee/node.key;
+		ssl_client_certificate $work/cordee/ca.crt;
+		ssl_verify_client on;
+		ssl_protocols TLSv1.2 TLSv1.3;
+		location / {
+			default_type application/json;
+			return 200 '{"space":"cordee","caller":"troquet"}';
+		}
+	}
+}
+CONF
+	/usr/sbin/nginx -c "$d/nginx.conf" -p "$d" -e "$d/error.log" &
+	nginx_pid=$!
+	nginx_port=$port
+	for _ in $(seq 1 100); do
+		curl -fsS --cacert "$work/cordee/ca.crt" --cert "$work/troquet/node.crt" \
+			--key "$work/troquet/node.key" "https://127.0.0.1:$port/" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "bench: nginx did not start:" >&2
+	cat "$d/error.log" >&2
+	return 1
+}
+
+scenario_nginx() {
+	local c
+	nginx_start
+	for c in $fed_conc_list; do
+		say "nginx-light, static body over mutual TLS, concurrency $c"
+		lg nginx "{}" --label "nginx-c$c" --concurrency "$c" --warmup "$warmup" \
+			--duration "$duration" --cert "$work/troquet/node.crt" \
+			--key "$work/troquet/node.key" --cacert "$work/cordee/ca.crt" \
+			--url "https://127.0.0.1:$nginx_port/federation/v1/ping" \
+			--expect '"caller":"troquet"' 2>&1 >/dev/null | sed 's/^/  /'
+	done
+}
+
+scenario_pgbench() {
+	local c user="" sock=$work/cordee/data/pg/run tps
+	[ "$(id -u)" -eq 0 ] && user="runuser -u postgres --"
+	fed_psql "$work" cordee "create table if not exists bench_rows (id bigserial primary key,
+		visit_id uuid not null, at timestamptz not null default now(), payload text)" >/dev/null
+	cat >"$work/pgbench-insert.sql" <<'SQL'
+insert into bench_rows (visit_id, payload) values (gen_random_uuid(), repeat('x', 200));
+SQL
+	chmod 0644 "$work/pgbench-insert.sql"
+	for c in $conc_list; do
+		say "pgbench: one-row insert per transaction on the home's PostgreSQL, $c clients"
+		tps=$($user pgbench -n -h "$sock" -U passerelle -c "$c" -j "$(( c < 2 ? 1 : 2 ))" \
+			-T "$duration" -f "$work/pgbench-insert.sql" passerelle 2>&1 |
+			tee "$work/pgbench-c$c.out" | awk '/^tps/ {print $3}')
+		grep -E 'latency average|^tps' "$work/pgbench-c$c.out" | sed 's/^/  /'
+		echo "{\"scenario\":\"pgbench\",\"label\":\"pgbench-c$c\",\"concurrency\":$c,\"tps\":${tps:-0}}" >>"$results"
+	done
+	fed_psql "$work" cordee "drop table bench_rows" >/dev/null
+}
+
+scenario_directory() {
+	local n=10000 d=$work/dir10k
+	say "A directory of $n spaces: signed, then verified and loaded"
+	mkdir -p "$d"
+	# One certificate and one pass key shared by every space: directory_load
+	# checks each space's fields, not that pins differ.
+	/usr/bin/python3 - "$d/description.json" "$n" "$work/cordee" <<'PY'
+import json, sys
+path, n, home = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+spaces = [{"id": f"space-{i:05d}", "name": f"Espace de coworking {i}", "city": "Lyon",
+           "url": f"https://node{i}.example.org:7443", "cert": f"{home}/node.crt",
+           "pass_keys": [{"kid": f"space-{i:05d}-1", "public_key": f"{home}/pass.pub"}]}
+          for i in range(n)]
+json.dump({"federation": "passerelle-bench", "serial": 2, "valid_days": 30,
+           "spaces": spaces}, open(path, "w"))
+PY
+	"$PASSERELLE_BIN" directory sign "$d/description.json" \
+		--key "$work/coordinator/directory.key" --output "$d/directory.jws" >/dev/null
+	"$bench_bin/bench_dirload" "$d/directory.jws" "$work/coordinator/directory.pub" \
+		--json >"$d/out"
+	grep -v '^{' "$d/out" | sed 's/^/  /'
+	grep '^{' "$d/out" | /usr/bin/python3 -c '
+import json, sys
+d = json.loads(sys.stdin.read()); d["scenario"] = "directory"; print(json.dumps(d))' >>"$results"
+}
+
+scenario_rss() {
+	local id pid kb
+	say "Resident memory of the idle nodes (without their PostgreSQL)"
+	sleep 1
+	for id in troquet cordee; do
+		pid=$(cat "$work/$id/pid")
+		kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
+		echo "  $id (pid $pid): $((kb / 1024)).$(( (kb % 1024) * 10 / 1024 )) MiB resident"
+		echo "{\"scenario\":\"rss\",\"label\":\"rss-$id\",\"rss_kb\":$kb}" >>"$results"
+	done
+}
+
+scenario_profile() {
+	mint
+	reset_visits
+	local pids
+	pids="$(cat "$work/troquet/pid"),$(cat "$work/cordee/pid")"
+	say "Profile: perf record -a -g over a check-in run at concurrency 16"
+	"$loadgen" --label profile-c16 --concurrency 16 --warmup 1 --duration "$((duration + 4))" \
+		--tokens "$work/passes.txt" --url "http://127.0.0.1:$host_local/api/v1/checkin" \
+		--header "Authorization: Bearer $desk" --header "Content-Type: application/json" \
+		--body '{"pass": "{token}"}' --expect '"decision":"admit"' >"$out/profile-load.txt" 2>&1 &
+	local lpid=$!
+	sleep 2
+	perf record -a -g -F 999 -o "$out/perf.data" -- sleep "$duration" 2>"$out/perf-record.log" >/dev/null
+	wait "$lpid" || true
+	cat "$out/profile-load.txt" | sed 's/^/  /'
+	perf report -i "$out/perf.data" --no-children --sort comm --stdio 2>/dev/null |
+		grep -v '^#' | grep -v '^$' | head -15 | tee "$out/perf-by-command.txt"
+	perf report -i "$out/perf.data" --no-children --sort comm,dso --stdio 2>/dev/null |
+		grep -v '^#' | grep -v '^$' | grep '%' | head -30 >"$out/perf-by-dso.txt"
+	perf report -i "$out/perf.data" --no-children --comm passerelle --sort dso,sym --stdio \
+		-g none 2>/dev/null | grep -v '^#' | grep -v '^$' | grep '%' | head -60 >"$out/perf-passerelle-symbols.txt"
+	perf report -i "$out/perf.data" --children --comm passerelle --sort sym --stdio \
+		-g none 2>/dev/null | grep -v '^#' | grep -v '^$' | grep '%' | head -80 >"$out/perf-passerelle-children.txt"
+	echo "  perf files in $out (perf-*.txt)"
+	reset_visits
+}
+
+summary() {
+	say "Summary (figures in $results)"
+	/usr/bin/python3 - "$results" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+by = {r["label"]: r for r in rows}
+def rate(label):
+    r = by.get(label)
+    return r and (r.get("primary") or {}).get("rate")
+print(f"{'figure':<16}{'rate/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}  notes")
+for r in rows:
+    p = r.get("primary")
+    if p:
+        note = ""
+        if "peer_reuse_pct" in r:
+            note = f"peer reuse {r['peer_reuse_pct']:.2f} %"
+        print(f"{r['label']:<16}{p['rate']:>10.1f}{p['p50_ms']:>9.2f}{p['p95_ms']:>9.2f}"
+              f"{p['p99_ms']:>9.2f}{p['max_ms']:>9.2f}{p['errors']:>8}  {note}")
+        if "then" in r:
+            t = r["then"]
+            print(f"{r['label'] + ' (out)':<16}{t['rate']:>10.1f}{t['p50_ms']:>9.2f}{t['p95_ms']:>9.2f}"
+                  f"{t['p99_ms']:>9.2f}{t['max_ms']:>9.2f}{t['errors']:>8}")
+    elif r["scenario"] == "pgbench":
+        print(f"{r['label']:<16}{r['tps']:>10.1f}")
+print()
+def check(name, value, target, ok):
+    if value is None:
+        return
+    print(f"{name:<58} {value:<22} target {target:<12} {'MET' if ok else 'MISSED'}")
+c16 = by.get("checkin-c16")
+if c16:
+    p = c16["primary"]
+    check("federated check-ins at concurrency 16", f"{p['rate']:.0f}/s", ">= 2000/s", p["rate"] >= 2000)
+    check("  their p99", f"{p['p99_ms']:.1f} ms", "<= 15 ms", p["p99_ms"] <= 15)
+    if "peer_reuse_pct" in c16:
+        check("  peer requests on reused connections", f"{c16['peer_reuse_pct']:.2f} %", ">= 99 %",
+              c16["peer_reuse_pct"] >= 99)
+v = by.get("verify")
+if v:
+    check("pass verification / raw libsodium verify", f"{100 * v['ratio']:.1f} %", ">= 90 %", v["ratio"] >= 0.9)
+for c in (16, 64):
+    n = rate(f"nginx-c{c}")
+    for what in ("authorize", "ping"):
+        f = rate(f"{what}-c{c}")
+        if n and f:
+            check(f"federation face ({what}) / nginx mTLS static, c={c}",
+                  f"{100 * f / n:.1f} %", ">= 30 %", f / n >= 0.3)
+    cin, pg = rate(f"checkin-c{c}"), by.get(f"pgbench-c{c}")
+    if cin and pg and pg["tps"]:
+        print(f"{'check-ins / pgbench one-row inserts, c=%d' % c:<58} {100 * cin / pg['tps']:.1f} %")
+d = by.get("directory")
+if d:
+    check(f"directory of {d['spaces']} spaces verified and loaded", f"{d['median_ms']:.1f} ms",
+          "<= 100 ms", d["median_ms"] <= 100)
+for space in ("troquet", "cordee"):
+    r = by.get(f"rss-{space}")
+    if r:
+        check(f"idle node resident memory ({space})", f"{r['rss_kb'] / 1024:.1f} MiB", "<= 15 MB",
+              r["rss_kb"] * 1024 <= 15e6)
+PY
+}
+
+for s in "${scenarios[@]}"; do
+	case "$s" in
+	checkin|checkout) scenario_checkin ;;
+	sodium) scenario_verify ;;
+	*) "scenario_$s" ;;
+	esac
+done
+summary | tee "$out/summary.txt"
