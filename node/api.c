@@ -18,6 +18,7 @@
 #include "qr.h"
 #include "server.h"
 #include "staff.h"
+#include "util.h"
 #include "visit.h"
 
 #define API_PREFIX "/api/v1/"
@@ -60,8 +61,12 @@ static void
 api_metrics(struct http_job *job, struct worker *w)
 {
 	uint64_t calls, conns;
-	char text[512];
+	char text[1024];
+	struct node_directory *nd = node_directory_get(w->node);
+	long long expires = nd != NULL ?
+	    (long long)(directory_expires_at(nd->dir) - util_now()) : 0;
 
+	node_directory_put(w->node, nd);
 	peer_stats(&calls, &conns);
 	snprintf(text, sizeof(text),
 	    "# TYPE passerelle_peer_calls_total counter\n"
@@ -69,9 +74,11 @@ api_metrics(struct http_job *job, struct worker *w)
 	    "# TYPE passerelle_peer_connections_total counter\n"
 	    "passerelle_peer_connections_total %llu\n"
 	    "# TYPE passerelle_directory_serial gauge\n"
-	    "passerelle_directory_serial %lld\n",
+	    "passerelle_directory_serial %lld\n"
+	    "# TYPE passerelle_directory_expires_seconds gauge\n"
+	    "passerelle_directory_expires_seconds %lld\n",
 	    (unsigned long long)calls, (unsigned long long)conns,
-	    (long long)node_directory_serial(w->node));
+	    (long long)node_directory_serial(w->node), expires);
 	http_reply_text(job, 200, "text/plain; version=0.0.4", text);
 }
 
@@ -257,6 +264,19 @@ api_handle(struct http_job *job, void *worker, void *arg)
 	}
 	if (strcmp(p, "/metrics") == 0) {
 		api_metrics(job, w);
+		return;
+	}
+	if (strcmp(p, "/api/v1/spaces.geojson") == 0) {
+		/* The map is public: the directory is a public document. */
+		struct node_directory *nd = node_directory_get(w->node);
+
+		if (nd == NULL) {
+			http_reply_error(job, 503, "unavailable", "no directory loaded");
+			return;
+		}
+		http_reply_json(job, 200, directory_geojson(nd->dir));
+		job->content_type = "application/geo+json";
+		node_directory_put(w->node, nd);
 		return;
 	}
 	if (strncmp(p, API_PREFIX, strlen(API_PREFIX)) != 0) {

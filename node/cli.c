@@ -179,3 +179,25 @@ cli_parse_int(const char *s, const char *what, int min, int max)
 	return (int)v;
 }
 
+
+void
+cli_print_cell(const char *s, int width)
+{
+	int n = 0;
+
+	for (const unsigned char *p = (const unsigned char *)(s != NULL ? s : "");
+	    *p != '\0'; ) {
+		size_t len = *p < 0x80 ? 1 : *p < 0xe0 ? 2 : *p < 0xf0 ? 3 : 4;
+
+		if (n == width)
+			break;
+		fwrite(p, 1, len, stdout);
+		n++;
+		/* Continuation bytes are never NUL in valid UTF-8; stop at one. */
+		while (len-- > 0 && *p != '\0')
+			p++;
+	}
+	for (; n < width; n++)
+		putchar(' ');
+	putchar(' ');
+}

@@ -47,6 +47,11 @@ void cli_die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), no
 /* Prints "passerelle: MESSAGE" and returns 1 (for `return cli_fail(...)`). */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_print_json(cJSON *o);
+/*
+ * Prints s in a column of width characters (UTF-8 aware: "numérique" is
+ * nine wide), cut if longer, then one space.
+ */
+void cli_print_cell(const char *s, int width);
 
 /*
  * Parses the current command's options (NULL-terminated opts, may be NULL)

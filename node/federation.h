@@ -5,9 +5,20 @@
  * The coordinator's state is a folder (see docs/coordinating.md): the CA
  * (certs/pki.sh), the directory-signing key kept apart from it, the
  * directory description (federation.json) and each published directory.
+ *
+ * The checks of a join request and the runner of certs/pki.sh are shared
+ * with join.c, so that `passerelle init` writes only what `federation
+ * admit` accepts.
  */
 #ifndef PASSERELLE_FEDERATION_H
 #define PASSERELLE_FEDERATION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <openssl/x509.h>
 
 int federation_cmd_init(int argc, char **argv);
 int federation_cmd_admit(int argc, char **argv);
@@ -16,5 +27,39 @@ int federation_cmd_add_key(int argc, char **argv);
 int federation_cmd_renew(int argc, char **argv);
 int federation_cmd_roll_key(int argc, char **argv);
 int federation_cmd_sign(int argc, char **argv);
+
+/*
+ * Runs certs/pki.sh with args (NULL-terminated, without the script itself):
+ * $PASSERELLE_PKI, else the source tree's copy, else the installed one.  No
+ * shell parses anything: the arguments go to execv() as they are.  Returns
+ * 0 when it exits 0; otherwise a negative code with its stderr, on one
+ * line, in err.
+ */
+int federation_pki_run(const char *const *args, char *err, size_t errlen);
+
+/* ^[a-z0-9][a-z0-9-]{0,62}$, as certs/pki.sh and node certificates want. */
+bool federation_space_id_ok(const char *id);
+/* A DNS name of letters, digits and hyphens in dot-separated labels. */
+bool federation_dns_name_ok(const char *name);
+/* An IPv4 or IPv6 address in its usual text form. */
+bool federation_ip_ok(const char *ip);
+/* A pass or coordinator key id: [A-Za-z0-9._-]{1,64}. */
+bool federation_kid_ok(const char *kid);
+/*
+ * A federation URL: https://HOST[:PORT], no path, no user part.  *ret_port
+ * (if not NULL) gets the port, 443 when none is written.
+ */
+int federation_url_check(const char *url, int *ret_port);
+
+/*
+ * Checks a join request (docs/coordinating.md): its version, every field's
+ * type and range, no unknown field, the certificate request (PEM, its
+ * self-signature, an EC P-256 or Ed25519 key, and that any names it asks
+ * for agree with the request) and the pass-signing key (32 bytes, a valid
+ * Ed25519 point).  Returns 0, or -EINVAL with the reason in err.
+ * ret_csr and ret_pass_pk may be NULL.
+ */
+int federation_check_request(const cJSON *req, X509_REQ **ret_csr,
+    uint8_t ret_pass_pk[32], char *err, size_t errlen);
 
 #endif

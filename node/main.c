@@ -613,7 +613,8 @@ cmd_directory_show(int argc, char **argv)
 	if (cli_parse_options(argc, argv, NULL) != argc)
 		cli_die_usage("directory show takes no arguments");
 	cfg = cli_load_config();
-	if (node_open(&node, cfg, NODE_NEED_DIRECTORY | NODE_NEED_DATABASE | NODE_MIGRATE, err, sizeof(err)) < 0) {
+	if (node_open(&node, cfg, NODE_NEED_DIRECTORY | NODE_NEED_DATABASE | NODE_MIGRATE,
+	    err, sizeof(err)) < 0) {
 		config_free(cfg);
 		return cli_fail("%s", err);
 	}
@@ -625,33 +626,78 @@ cmd_directory_show(int argc, char **argv)
 		cJSON_AddStringToObject(o, "federation", directory_federation(nd->dir));
 		cJSON_AddNumberToObject(o, "serial", (double)directory_serial(nd->dir));
 		cJSON_AddStringToObject(o, "expires_at", exp);
-		for (size_t k = 0; k < directory_count(nd->dir); k++) {
-			const struct directory_space *sp = directory_space_at(nd->dir, k);
-			cJSON *e = cJSON_CreateObject();
-
-			cJSON_AddStringToObject(e, "id", sp->id);
-			cJSON_AddStringToObject(e, "name", sp->name);
-			cJSON_AddStringToObject(e, "city", sp->city ? sp->city : "");
-			cJSON_AddStringToObject(e, "url", sp->url);
-			cJSON_AddItemToArray(a, e);
-		}
+		for (size_t k = 0; k < directory_count(nd->dir); k++)
+			cJSON_AddItemToArray(a, cJSON_Duplicate(
+			    directory_space_at(nd->dir, k)->json, 1));
 		cli_print_json(o);
 		cJSON_Delete(o);
 	} else {
 		printf("federation %s, serial %lld, expires %s\n\n",
 		    directory_federation(nd->dir), (long long)directory_serial(nd->dir), exp);
-		printf("%-14s %-28s %-20s %s\n", "ID", "NAME", "CITY", "FEDERATION URL");
+		printf("%-14s %-28s %-18s %5s  %s\n", "ID", "NAME", "CITY", "SEATS",
+		    "FEDERATION URL");
 		for (size_t k = 0; k < directory_count(nd->dir); k++) {
 			const struct directory_space *sp = directory_space_at(nd->dir, k);
+			const cJSON *cap = cJSON_GetObjectItemCaseSensitive(sp->json,
+			    "capacity");
+			char seats[16] = "-";
 
-			printf("%-14s %-28s %-20s %s\n", sp->id, sp->name,
-			    sp->city ? sp->city : "", sp->url);
+			if (cJSON_IsNumber(cap))
+				snprintf(seats, sizeof(seats), "%d", cap->valueint);
+			cli_print_cell(sp->id, 14);
+			cli_print_cell(sp->name, 28);
+			cli_print_cell(sp->city, 18);
+			printf("%5s  %s\n", seats, sp->url);
 		}
 	}
 	node_directory_put(node, nd);
 	node_close(node);
 	config_free(cfg);
 	return 0;
+}
+
+static int
+cmd_directory_export(int argc, char **argv)
+{
+	bool geojson = false;
+	const char *out = NULL;
+	const struct cli_opt opts[] = {
+		{ "geojson", false, NULL, &geojson },
+		{ "output", true, &out, NULL },
+		{ NULL, false, NULL, NULL },
+	};
+	struct config *cfg;
+	struct node *node;
+	struct node_directory *nd;
+	char err[512], *text;
+	cJSON *fc;
+	int r = 0;
+
+	if (cli_parse_options(argc, argv, opts) != argc)
+		cli_die_usage("directory export takes no arguments");
+	if (!geojson)
+		cli_die_usage("directory export needs a format: --geojson");
+	cfg = cli_load_config();
+	if (node_open(&node, cfg, NODE_NEED_DIRECTORY | NODE_NEED_DATABASE | NODE_MIGRATE,
+	    err, sizeof(err)) < 0) {
+		config_free(cfg);
+		return cli_fail("%s", err);
+	}
+	nd = node_directory_get(node);
+	fc = directory_geojson(nd->dir);
+	node_directory_put(node, nd);
+	text = cJSON_Print(fc);
+	cJSON_Delete(fc);
+	if (out != NULL) {
+		if (util_write_file(out, text, strlen(text), 0644) < 0)
+			r = cli_fail("cannot write %s", out);
+	} else {
+		puts(text);
+	}
+	free(text);
+	node_close(node);
+	config_free(cfg);
+	return r;
 }
 
 /* ------------------------------------------------------------ dispatch */
@@ -712,6 +758,8 @@ static const struct cli_command commands[] = {
 	    "Sign a federation directory from its description.", "coordinator" },
 	{ "directory", "show", cmd_directory_show, "", "List the directory's spaces.",
 	    "coordinator" },
+	{ "directory", "export", cmd_directory_export, "--geojson [--output FILE]",
+	    "The map of spaces as GeoJSON (RFC 7946).", "coordinator" },
 	{ NULL, NULL, NULL, NULL, NULL, NULL },
 };
 

@@ -62,15 +62,17 @@ say "The coordinator creates the federation: a CA and a directory-signing key"
 	--public "$demo/coordinator/directory.pub"
 echo "CA: $demo/coordinator/ca/ca.crt"
 
-# space id, name, city, federation port, local port
+# space id, name, city, federation port, local port, map details (JSON)
+h='"09:00-19:00"'
+weekdays="\"mon\": $h, \"tue\": $h, \"wed\": $h, \"thu\": $h, \"fri\": $h"
 spaces=(
-	"troquet|Le Troquet numérique|Bourgoin-Jallieu|$((base + 3))|$((base - 360))"
-	"cordee|La Cordée Lyon|Lyon|$((base + 4))|$((base - 359))"
+	"troquet|Le Troquet numérique|Bourgoin-Jallieu|$((base + 3))|$((base - 360))|\"lat\": 45.5866, \"lon\": 5.2794, \"capacity\": 25, \"hours\": {$weekdays}, \"services\": [\"coworking\", \"télétravail\", \"salle de réunion\", \"domiciliation\"]"
+	"cordee|La Cordée Lyon|Lyon|$((base + 4))|$((base - 359))|\"lat\": 45.7640, \"lon\": 4.8357, \"capacity\": 40, \"hours\": {$weekdays}, \"services\": [\"coworking\", \"salle de réunion\", \"cuisine\"]"
 )
 
 desc_spaces=""
 for s in "${spaces[@]}"; do
-	IFS='|' read -r id name city fport lport <<<"$s"
+	IFS='|' read -r id name city fport lport details <<<"$s"
 	dir="$demo/$id"
 	mkdir -p "$dir"
 	say "$name gets its node certificate and pass-signing key"
@@ -102,7 +104,7 @@ CONF
 	desc_spaces+="${desc_spaces:+,}
     {\"id\": \"$id\", \"name\": \"$name\", \"city\": \"$city\",
      \"url\": \"https://127.0.0.1:$fport\", \"cert\": \"$id/node.crt\",
-     \"pass_keys\": [{\"kid\": \"$id-1\", \"public_key\": \"$id/pass.pub\"}]}"
+     \"pass_keys\": [{\"kid\": \"$id-1\", \"public_key\": \"$id/pass.pub\"}], $details}"
 done
 
 say "The coordinator signs the directory (serial 1) and hands it to both spaces"
@@ -118,6 +120,9 @@ for s in "${spaces[@]}"; do
 	cp "$demo/coordinator/directory.pub" "$demo/$id/coordinator.pub"
 done
 "$bin" -c "$demo/troquet/passerelle.conf" directory show
+"$bin" -c "$demo/troquet/passerelle.conf" directory export --geojson \
+	--output "$demo/spaces.geojson"
+echo "the map of spaces: $demo/spaces.geojson (GeoJSON)"
 
 say "Both nodes start, each on its own embedded PostgreSQL"
 for s in "${spaces[@]}"; do

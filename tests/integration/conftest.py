@@ -82,8 +82,7 @@ def _finish(federations, failed):
     return problems
 
 
-@pytest.fixture
-def federation(request, pg, passerelle_bin):
+def _factory(request, pg, passerelle_bin):
     made = []
 
     def make(spaces=("troquet", "cordee"), config=None, start=True):
@@ -95,8 +94,26 @@ def federation(request, pg, passerelle_bin):
         return f
 
     yield make
-    problems = _finish(made, getattr(request.node, "passerelle_failed", True))
+    failed = getattr(request.node, "passerelle_failed", False)
+    if request.scope == "module":
+        failed = any(getattr(item, "passerelle_failed", False)
+                     for item in request.session.items
+                     if item.module is request.module)
+    problems = _finish(made, failed)
     assert not problems, "\n".join(problems)
+
+
+@pytest.fixture
+def federation(request, pg, passerelle_bin):
+    """Builds (and starts) a federation for one test: federation(spaces=
+    ("troquet", "cordee"), config={"troquet": {"visit": {...}}})."""
+    yield from _factory(request, pg, passerelle_bin)
+
+
+@pytest.fixture(scope="module")
+def module_federation(request, pg, passerelle_bin):
+    """The same factory, for federations shared by one module's tests."""
+    yield from _factory(request, pg, passerelle_bin)
 
 
 @pytest.fixture(scope="session")

@@ -399,7 +399,8 @@ class Node:
 
     def issue_pass(self, member):
         ref = member["pseudonym"] if isinstance(member, dict) else member
-        info = json.loads(self.cli_ok("pass", "issue", ref, "--json"))
+        # "--": a pseudonym may start with "-".
+        info = json.loads(self.cli_ok("pass", "issue", "--json", "--", ref))
         return info["token"]
 
     def member_with_pass(self, **kw):

@@ -3,6 +3,8 @@ import json
 
 import pytest
 
+from harness import unique
+
 COMMANDS = [
     "serve", "db migrate", "db status", "config check", "config reference",
     "member add", "member list", "member show", "member topup", "pass issue",
@@ -47,7 +49,7 @@ def test_topup_needs_a_number(fed):
     cordee = fed["cordee"]
     m = cordee.add_member(tickets=1)
     for bad in ("notanumber", "-3", "0", "1.5", "99999999999"):
-        rc, out, err = cordee.cli("member", "topup", m["pseudonym"], bad)
+        rc, out, err = cordee.cli("member", "topup", m["email"], bad)
         assert rc == 2, (bad, rc, err)
         assert len(err.splitlines()) == 1, err
     assert cordee.balance(m) == (1, 1)
@@ -162,12 +164,27 @@ def test_db_status_json_names_the_current_version(fed):
 def test_json_outputs_parse(fed):
     cordee = fed["cordee"]
     m = cordee.add_member(tickets=3)
-    for args in (("member", "list"), ("member", "show", m["pseudonym"]),
-                 ("directory", "show"), ("staff", "add", "json-test", "--role",
+    for args in (("member", "list"), ("member", "show", m["email"]),
+                 ("directory", "show"), ("staff", "add", unique("json "), "--role",
                                          "manager")):
         rc, out, err = cordee.cli(*args, "--json")
         assert rc == 0, (args, err)
         json.loads(out)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: pseudonyms are random base64url"
+                   " (util_random_token, node/member.c member_add), so about one in"
+                   " 64 starts with '-' and `member show/topup`, `pass issue` take it"
+                   " for an option (exit 2)")
+def test_member_ref_may_be_any_pseudonym(fed):
+    cordee = fed["cordee"]
+    m = cordee.add_member(tickets=1)
+    dash = "-" + m["pseudonym"][1:]  # one of the pseudonyms the node makes
+    cordee.query("update members set pseudonym = %s where id = %s returning id",
+                 dash, m["id"])
+    rc, out, err = cordee.cli("member", "show", dash, "--json")
+    assert rc == 0, err
+    assert json.loads(out)["pseudonym"] == dash
 
 
 def test_member_show_unknown(fed):

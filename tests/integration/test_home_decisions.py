@@ -36,7 +36,7 @@ def test_tickets_exhausted(shared):
         [("admit", None), ("refuse", "no_tickets")]
 
     # A top-up at home makes the same pass good again.
-    cordee.cli_ok("member", "topup", member["pseudonym"], "2")
+    cordee.cli_ok("member", "topup", member["email"], "2")
     c = troquet.checkin(token).json()
     assert c["decision"] == "admit", c
     assert c["tickets_left"] == 1

@@ -60,21 +60,40 @@ class FakeHome:
         self.thread.join(timeout=5)
 
 
+class Rig:
+    def __init__(self, f):
+        self.f = f
+        self.troquet, self.cordee = f["troquet"], f["cordee"]
+        self.fake = None
+
+    def serve(self, answer, **kw):
+        self.stop_fake()
+        self.fake = FakeHome(self.cordee, answer, **kw)
+        return self.fake
+
+    def stop_fake(self):
+        if self.fake is not None:
+            self.fake.close()
+            self.fake = None
+
+
+@pytest.fixture(scope="module")
+def shared_rig(module_federation):
+    f = module_federation(config=FAST)
+    r = Rig(f)
+    assert r.cordee.stop() == 0
+    yield r
+    r.stop_fake()
+
+
 @pytest.fixture
-def rig(federation):
-    f = federation(config=FAST)
-    troquet, cordee = f["troquet"], f["cordee"]
-    member, token = cordee.member_with_pass(full_name="Camille Durand", tickets=10)
-    assert cordee.stop() == 0
-    fakes = []
-
-    def serve(answer, **kw):
-        fakes.append(FakeHome(cordee, answer, **kw))
-        return fakes[-1]
-
-    yield f, troquet, cordee, member, token, serve
-    for fake in fakes:
-        fake.close()
+def rig(shared_rig):
+    """troquet, with cordee's node stopped (its database still there), and
+    a fresh cordee member with a pass."""
+    r = shared_rig
+    member, token = r.cordee.member_with_pass(full_name="Camille Durand", tickets=10)
+    yield r.f, r.troquet, r.cordee, member, token, r.serve
+    r.stop_fake()
 
 
 def receipt_for(f, req, key="cordee", kid="cordee-1", typ="receipt", **changes):
@@ -103,8 +122,9 @@ def check_refused(troquet, token, code):
     assert a["reason_code"] == code, a
     assert troquet.query_one("select status, reason_code from host_visits"
                              " where visit_id = %s", a["visit_id"]) == ("refused", code)
+    jti = json.loads(jws_parts(token)[1])["jti"]
     assert troquet.query_one("select count(*) from host_visits where status = 'open'"
-                             ) == (0,)
+                             " and jti = %s", jti) == (0,)
     return a
 
 

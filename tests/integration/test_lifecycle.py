@@ -1,0 +1,107 @@
+"""The daemon's life: restarts lose nothing, SIGTERM lets requests in flight
+finish, SIGHUP does not stop it, and with no database configured it runs
+its own embedded PostgreSQL."""
+import json
+import signal
+import threading
+import time
+
+from harness import wait_until
+
+
+def test_restart_keeps_open_visits(federation):
+    f = federation()
+    troquet, cordee = f["troquet"], f["cordee"]
+    member, token = cordee.member_with_pass(tickets=5)
+    a = troquet.checkin(token).json()
+    assert a["decision"] == "admit", a
+
+    assert troquet.stop() == 0
+    assert cordee.stop() == 0
+    troquet.start()
+    cordee.start()
+
+    r = troquet.get("/api/v1/visits", token=troquet.staff_token())
+    assert a["visit_id"] in {v["visit_id"] for v in r.json()["visits"]}
+    # Still checked in as far as the home knows, with the same balance.
+    b = troquet.checkin(token).json()
+    assert b["reason_code"] == "already_checked_in", b
+    r = troquet.checkout(a["visit_id"])
+    assert r.status == 200 and r.json()["units"] == 1, r
+    wait_until(lambda: cordee.query_one(
+        "select units from home_visits where visit_id = %s", a["visit_id"]) == (1,),
+        timeout=10, what="the check-out at home")
+    assert cordee.balance(member) == (4, 4)
+
+
+def test_sigterm_lets_a_request_in_flight_finish(federation):
+    f = federation(config={"troquet": {"visit": {"peer_timeout": "1500ms"}}})
+    troquet, cordee = f["troquet"], f["cordee"]
+    member, token = cordee.member_with_pass(tickets=5)
+    answers = []
+    cordee.proc.send_signal(signal.SIGSTOP)
+    try:
+        t = threading.Thread(target=lambda: answers.append(troquet.checkin(token)))
+        t.start()
+        # The check-in is waiting for the frozen home when the stop comes.
+        wait_until(lambda: troquet.query_one(
+            "select count(*) from host_visits where status = 'pending'") == (1,),
+            timeout=5, what="the check-in to reach the home")
+        troquet.proc.send_signal(signal.SIGTERM)
+        t.join(timeout=15)
+    finally:
+        cordee.proc.send_signal(signal.SIGCONT)
+    assert len(answers) == 1
+    assert answers[0].status == 200, answers[0]
+    assert answers[0].json()["reason_code"] == "home_unreachable"
+    assert troquet.stop() == 0
+    assert troquet.query_one("select count(*) from host_visits where status = 'pending'"
+                             ) == (0,)
+
+
+def test_sighup_does_not_stop_the_node(federation):
+    f = federation(spaces=("troquet",))
+    troquet = f["troquet"]
+    troquet.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.2)  # nothing to wait for: the node must simply be there
+    assert troquet.proc.poll() is None
+    assert troquet.get("/healthz").status == 200
+
+
+def test_start_fails_clearly_on_a_busy_port(federation):
+    f = federation(spaces=("troquet",))
+    troquet = f["troquet"]
+    bad = troquet.dir / "busy.conf"
+    # The same ports as the running node (which has SO_REUSEPORT; a plain
+    # listener elsewhere would be refused, here the second node must see
+    # the port in use or share it, and in no case hang).
+    bad.write_text(troquet.conf.read_text().replace(
+        f"127.0.0.1:{troquet.fed_port}", "256.0.0.1:1"))
+    rc, out, err = f.passerelle("-c", bad, "serve", check=False, timeout=20)
+    assert rc != 0
+    assert "256.0.0.1" in err, err
+
+
+def test_embedded_postgresql_by_default(federation):
+    """No [node] database: the node creates and runs its own PostgreSQL
+    under data_dir (as an unprivileged user when run as root)."""
+    f = federation(spaces=("troquet",), config={"troquet": {"node": {"database": ""}}},
+                   start=False)
+    troquet = f["troquet"]
+    f.env["PASSERELLE_PG_NOSYNC"] = "1"
+    troquet.start()
+    r = troquet.get("/healthz")
+    assert r.json()["database"] == "ok", r
+    rc, out, err = troquet.cli("db", "status", "--json")
+    assert rc == 0, err
+    assert json.loads(out)["embedded"] is True
+    assert (troquet.dir / "data" / "pg").is_dir()
+    member = json.loads(troquet.cli_ok("member", "add", "Eden Roux", "--tickets", "2",
+                                       "--json"))
+    assert member["tickets"] == 2
+    assert troquet.stop() == 0
+    # It stopped its PostgreSQL with it, and finds its data again.
+    troquet.start()
+    rc, out, err = troquet.cli("member", "list", "--json")
+    assert rc == 0, err
+    assert [m["full_name"] for m in json.loads(out)] == ["Eden Roux"]
