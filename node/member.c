@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "db.h"
 #include "log.h"
 #include "member.h"
@@ -242,6 +244,7 @@ member_issue_pass(struct node *node, PGconn *conn, const char *ref,
 {
 	const struct config *cfg = node_config(node);
 	struct pass_claims c;
+	uint8_t sk[64];
 	cJSON *m = NULL;
 	char iat[32], exp[32];
 	const cJSON *status;
@@ -264,12 +267,17 @@ member_issue_pass(struct node *node, PGconn *conn, const char *ref,
 	    sizeof(c.name));
 	util_strlcpy(c.plan, cJSON_GetObjectItemCaseSensitive(m, "plan")->valuestring,
 	    sizeof(c.plan));
-	util_strlcpy(c.kid, cfg->pass_kid, sizeof(c.kid));
+	if (node_pass_key(node, sk, c.kid, sizeof(c.kid)) < 0) {
+		snprintf(err, errlen, "no pass-signing key is loaded");
+		r = -ENOKEY;
+		goto out;
+	}
 	util_random_token(c.jti, 9);
 	c.iat = util_now();
 	c.nbf = c.iat;
 	c.exp = c.iat + cfg->pass_lifetime;
-	r = pass_sign(&c, node_pass_sk(node), ret_token);
+	r = pass_sign(&c, sk, ret_token);
+	sodium_memzero(sk, sizeof(sk));
 	if (r < 0) {
 		snprintf(err, errlen, "cannot sign the pass");
 		r = -EIO;

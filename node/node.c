@@ -26,10 +26,11 @@
 
 struct node {
 	struct config *cfg;
+	pthread_mutex_t key_lock;
 	uint8_t pass_sk[KEY_SECRET_LEN];
 	uint8_t pass_pk[KEY_PUBLIC_LEN];
+	char pass_kid[64];
 	bool have_pass_key;
-	uint8_t coordinator_pk[KEY_PUBLIC_LEN];
 
 	pthread_mutex_t dir_lock;
 	struct node_directory *dir;
@@ -320,17 +321,14 @@ node_open(struct node **ret, struct config *cfg, int flags, char *err, size_t er
 		return -ENOMEM;
 	node->cfg = cfg;
 	pthread_mutex_init(&node->dir_lock, NULL);
+	pthread_mutex_init(&node->key_lock, NULL);
 	pthread_mutex_init(&node->hint_lock, NULL);
 	pthread_cond_init(&node->hint_cond, NULL);
 
 	if (flags & NODE_NEED_PASS_KEY) {
-		r = key_load_private(cfg->pass_key, node->pass_sk, node->pass_pk);
-		if (r < 0) {
-			snprintf(err, errlen, "cannot read the pass-signing key %s: %s",
-			    cfg->pass_key, strerror(-r));
+		r = node_reload_pass_key(node, cfg->pass_key, cfg->pass_kid, err, errlen);
+		if (r < 0)
 			goto fail;
-		}
-		node->have_pass_key = true;
 	}
 	if (flags & NODE_NEED_DIRECTORY) {
 		uint8_t pk[32];
@@ -415,6 +413,7 @@ node_close(struct node *node)
 	if (node->dir != NULL && --node->dir->refs == 0)
 		node_directory_free(node->dir);
 	pthread_mutex_destroy(&node->dir_lock);
+	pthread_mutex_destroy(&node->key_lock);
 	pthread_mutex_destroy(&node->hint_lock);
 	pthread_cond_destroy(&node->hint_cond);
 	sodium_memzero(node->pass_sk, sizeof(node->pass_sk));
@@ -439,10 +438,42 @@ node_conninfo(const struct node *node)
 	return node->conninfo;
 }
 
-const uint8_t *
-node_pass_sk(const struct node *node)
+int
+node_pass_key(struct node *node, uint8_t ret_sk[64], char *ret_kid, size_t kidlen)
 {
-	return node->have_pass_key ? node->pass_sk : NULL;
+	int r = -ENOKEY;
+
+	pthread_mutex_lock(&node->key_lock);
+	if (node->have_pass_key) {
+		memcpy(ret_sk, node->pass_sk, KEY_SECRET_LEN);
+		util_strlcpy(ret_kid, node->pass_kid, kidlen);
+		r = 0;
+	}
+	pthread_mutex_unlock(&node->key_lock);
+	return r;
+}
+
+int
+node_reload_pass_key(struct node *node, const char *key_file, const char *kid,
+    char *err, size_t errlen)
+{
+	uint8_t sk[KEY_SECRET_LEN], pk[KEY_PUBLIC_LEN];
+	int r;
+
+	r = key_load_private(key_file, sk, pk);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot read the pass-signing key %s: %s",
+		    key_file, strerror(-r));
+		return r;
+	}
+	pthread_mutex_lock(&node->key_lock);
+	memcpy(node->pass_sk, sk, sizeof(sk));
+	memcpy(node->pass_pk, pk, sizeof(pk));
+	util_strlcpy(node->pass_kid, kid, sizeof(node->pass_kid));
+	node->have_pass_key = true;
+	pthread_mutex_unlock(&node->key_lock);
+	sodium_memzero(sk, sizeof(sk));
+	return 0;
 }
 
 struct node_directory *

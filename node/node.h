@@ -38,8 +38,15 @@ const struct config *node_config(const struct node *node);
 const char *node_space_id(const struct node *node);
 const char *node_conninfo(const struct node *node);
 
-/* The pass-signing key (NULL when not loaded). */
-const uint8_t *node_pass_sk(const struct node *node);
+/*
+ * A copy of the pass-signing key and its kid (they change when a rotated key
+ * is loaded with node_reload_pass_key); -ENOKEY when none is loaded.
+ */
+int node_pass_key(struct node *node, uint8_t ret_sk[64], char *ret_kid, size_t kidlen);
+
+/* Loads the pass key and kid that cfg names (SIGHUP after a rotation). */
+int node_reload_pass_key(struct node *node, const char *key_file, const char *kid,
+    char *err, size_t errlen);
 
 /*
  * The current directory, with a reference the caller drops with

@@ -313,6 +313,34 @@ refresher_main(void *arg)
 
 /* ------------------------------------------------------------ the daemon */
 
+/*
+ * SIGHUP: what can change without a restart is read again: the pass-signing
+ * key and its kid (after a rotation) and the log level; the directory is
+ * polled at once.  Other options need a restart, and the log says so.
+ */
+static void
+server_reload(struct node *node, const struct config *cfg)
+{
+	struct config *fresh = NULL;
+	enum log_level lvl;
+	char err[512];
+
+	log_info("SIGHUP: reloading %s", cfg->path);
+	if (config_load(cfg->path, NULL, &fresh) < 0) {
+		log_warnx("SIGHUP: %s has errors (run `passerelle config check`);"
+		    " keeping the running configuration", cfg->path);
+		return;
+	}
+	if (node_reload_pass_key(node, fresh->pass_key, fresh->pass_kid, err,
+	    sizeof(err)) < 0)
+		log_warnx("SIGHUP: %s; keeping the current pass key", err);
+	else
+		log_info("SIGHUP: pass-signing key %s loaded", fresh->pass_kid);
+	if (log_level_parse(fresh->log_level, &lvl) == 0)
+		log_init(lvl, fresh->space_id);
+	config_free(fresh);
+}
+
 int
 server_run(struct config *cfg)
 {
@@ -429,7 +457,7 @@ server_run(struct config *cfg)
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			log_info("SIGHUP: polling for a newer directory now");
+			server_reload(node, cfg);
 			atomic_store(&refresher.poll_now, true);
 			node_directory_wake(node);
 			continue;

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <sodium.h>
 
 #include "db.h"
 #include "jws.h"
@@ -129,9 +130,9 @@ struct home_answer {
 static char *
 visit_sign_receipt(struct node *node, const struct home_answer *a)
 {
-	const struct config *cfg = node_config(node);
 	cJSON *p = cJSON_CreateObject();
-	char header[160], *payload, *token = NULL;
+	char header[160], kid[64], *payload, *token = NULL;
+	uint8_t sk[64];
 
 	cJSON_AddStringToObject(p, "visit_id", a->visit_id);
 	cJSON_AddStringToObject(p, "home", node_space_id(node));
@@ -146,11 +147,13 @@ visit_sign_receipt(struct node *node, const struct home_answer *a)
 	cJSON_AddNumberToObject(p, "iat", (double)util_now());
 	payload = cJSON_PrintUnformatted(p);
 	cJSON_Delete(p);
-	snprintf(header, sizeof(header),
-	    "{\"alg\":\"EdDSA\",\"typ\":\"receipt\",\"kid\":\"%s\"}", cfg->pass_kid);
-	if (payload != NULL && node_pass_sk(node) != NULL)
-		(void)jws_sign(header, (const uint8_t *)payload, strlen(payload),
-		    node_pass_sk(node), &token);
+	if (payload != NULL && node_pass_key(node, sk, kid, sizeof(kid)) == 0) {
+		snprintf(header, sizeof(header),
+		    "{\"alg\":\"EdDSA\",\"typ\":\"receipt\",\"kid\":\"%s\"}", kid);
+		(void)jws_sign(header, (const uint8_t *)payload, strlen(payload), sk,
+		    &token);
+		sodium_memzero(sk, sizeof(sk));
+	}
 	free(payload);
 	return token;
 }
