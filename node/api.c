@@ -120,7 +120,8 @@ api_checkout(struct api_ctx *c, const char *visit_id)
 
 	if (!api_require(c, STAFF_CONCIERGE))
 		return;
-	r = visit_check_out(c->w->node, c->conn, c->w->pc, visit_id, &out, err, sizeof(err));
+	r = visit_check_out(c->w->node, c->conn, c->w->pc, visit_id, NULL, &out, err,
+	    sizeof(err));
 	if (r == -ENOENT) {
 		http_reply_error(c->job, 404, "unknown_visit", "%s", err);
 		return;

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <ini.h>
@@ -28,6 +29,7 @@ enum config_type {
 	CONFIG_INT,
 	CONFIG_SECONDS,		/* a duration, stored in seconds */
 	CONFIG_MILLISECONDS,	/* a duration, stored in milliseconds */
+	CONFIG_BOOL,		/* yes/no, true/false, on/off, 1/0 */
 };
 
 struct config_option {
@@ -44,6 +46,8 @@ struct config_option {
 	{ s, k, CONFIG_STRING, offsetof(struct config, field), def, 0, 0, doc }
 #define PATH(s, k, field, def, doc) \
 	{ s, k, CONFIG_PATH, offsetof(struct config, field), def, 0, 0, doc }
+#define BOOL(s, k, field, def, doc) \
+	{ s, k, CONFIG_BOOL, offsetof(struct config, field), def, 0, 1, doc }
 #define NUM(s, k, type, field, def, min, max, doc) \
 	{ s, k, type, offsetof(struct config, field), def, min, max, doc }
 
@@ -96,6 +100,21 @@ static const struct config_option config_options[] = {
 	    "A visit up to this long counts one half-day unit; longer counts two."),
 	NUM("visit", "peer_timeout", CONFIG_MILLISECONDS, peer_timeout_ms, "3s", 100, 60000,
 	    "How long the front desk waits for a home node."),
+
+	BOOL("terms", "accept_visitors", terms_accept, "yes",
+	    "Default for a peer without terms: do we accept its members?"),
+	NUM("terms", "rate", CONFIG_INT, terms_rate_cents, "0", 0, 10000000,
+	    "Default rate we charge a peer per half-day unit, in cents."),
+	STR("terms", "currency", terms_currency, "EUR",
+	    "Currency of the rates (ISO 4217, three capitals)."),
+	NUM("terms", "visitor_monthly_cap", CONFIG_INT, terms_monthly_cap, "-1", -1, 1000,
+	    "Default cap of half-day units per visitor and month (-1: none)."),
+	NUM("terms", "offline_allowance", CONFIG_INT, terms_offline_allowance, "0", 0,
+	    100000, "Default number of visits admitted while a peer cannot be reached."),
+	BOOL("terms", "allow_roaming", terms_roaming, "yes",
+	    "Default: may our members roam to a peer?"),
+	BOOL("terms", "ticket_per_unit", terms_ticket_per_unit, "no",
+	    "Default: do our ticket-book members spend one ticket per unit (else per visit)?"),
 
 	NUM("limits", "threads", CONFIG_INT, threads, "2", 1, 64,
 	    "Event loop threads of the federation face."),
@@ -176,6 +195,19 @@ config_set(struct config_parse *p, const struct config_option *o, const char *va
 			return "out of memory";
 		free(*slot);
 		*slot = v;
+		return NULL;
+	}
+	case CONFIG_BOOL: {
+		bool *slot = (bool *)(void *)((char *)cfg + o->offset);
+
+		if (strcasecmp(value, "yes") == 0 || strcasecmp(value, "true") == 0 ||
+		    strcasecmp(value, "on") == 0 || strcmp(value, "1") == 0)
+			*slot = true;
+		else if (strcasecmp(value, "no") == 0 || strcasecmp(value, "false") == 0 ||
+		    strcasecmp(value, "off") == 0 || strcmp(value, "0") == 0)
+			*slot = false;
+		else
+			return "expected yes or no";
 		return NULL;
 	}
 	case CONFIG_INT:
@@ -329,6 +361,10 @@ config_load(const char *path, FILE *errors, struct config **ret)
 			config_error(&p, 0, "[node] space_id '%s': use 1 to 63 of a-z, 0-9 and -",
 			    cfg->space_id);
 	}
+	if (cfg->terms_currency != NULL && (strlen(cfg->terms_currency) != 3 ||
+	    strspn(cfg->terms_currency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3))
+		config_error(&p, 0, "[terms] currency '%s': use an ISO 4217 code such as EUR",
+		    cfg->terms_currency);
 	if (cfg->log_level != NULL) {
 		enum log_level lvl;
 

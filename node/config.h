@@ -51,6 +51,15 @@ struct config {
 	int64_t half_day_max;	/* a visit up to this long counts one unit */
 	int64_t peer_timeout_ms;
 
+	/* [terms]: the defaults for a peer without terms of its own */
+	bool terms_accept;
+	int64_t terms_rate_cents;
+	char *terms_currency;
+	int64_t terms_monthly_cap;	/* -1: none */
+	int64_t terms_offline_allowance;
+	bool terms_roaming;
+	bool terms_ticket_per_unit;
+
 	/* [limits] */
 	int64_t threads;
 	int64_t workers;

@@ -13,7 +13,7 @@
 #include "http.h"
 #include "log.h"
 #include "server.h"
-#include "visit.h"
+#include "home.h"
 
 /* Answers 403 unless the caller is a space of the current directory. */
 static bool
@@ -97,12 +97,12 @@ fed_handle(struct http_job *job, void *worker, void *arg)
 		if (job->method != HTTP_POST)
 			http_reply_error(job, 405, "method_not_allowed", "use POST");
 		else
-			fed_post(job, w, visit_authorize);
+			fed_post(job, w, home_authorize);
 	} else if (strcmp(job->path, "/federation/v1/complete") == 0) {
 		if (job->method != HTTP_POST)
 			http_reply_error(job, 405, "method_not_allowed", "use POST");
 		else
-			fed_post(job, w, visit_complete);
+			fed_post(job, w, home_complete);
 	} else if (strcmp(job->path, "/federation/v1/directory") == 0) {
 		struct node_directory *nd = node_directory_get(w->node);
 

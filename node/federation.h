@@ -52,7 +52,14 @@ bool federation_kid_ok(const char *kid);
 int federation_url_check(const char *url, int *ret_port);
 
 /*
- * Checks a join request (docs/coordinating.md): its version, every field's
+ * Checks a join request's public details: its version, every field's type
+ * and range, no unknown field; not the CSR nor the pass key.  Returns 0, or
+ * -EINVAL with the reason in err.
+ */
+int federation_check_details(const cJSON *req, char *err, size_t errlen);
+
+/*
+ * Checks a whole join request (docs/coordinating.md): its version, every field's
  * type and range, no unknown field, the certificate request (PEM, its
  * self-signature, an EC P-256 or Ed25519 key, and that any names it asks
  * for agree with the request) and the pass-signing key (32 bytes, a valid

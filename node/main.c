@@ -476,7 +476,7 @@ cmd_visit_checkout(int argc, char **argv)
 		cli_session_close(&s);
 		return cli_fail("out of memory");
 	}
-	r = visit_check_out(s.node, s.conn, pc, argv[i], &out, err, sizeof(err));
+	r = visit_check_out(s.node, s.conn, pc, argv[i], NULL, &out, err, sizeof(err));
 	peer_client_free(pc);
 	cli_session_close(&s);
 	if (r < 0)

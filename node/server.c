@@ -23,6 +23,7 @@
 #include "server.h"
 #include "tls.h"
 #include "util.h"
+#include "visit.h"
 
 PGconn *
 server_worker_db(struct worker *w)
@@ -162,6 +163,7 @@ courier_main(void *arg)
 {
 	struct courier *c = arg;
 	struct worker w = { .node = c->node };
+	int64_t next_closing_check = 0;
 
 	if (peer_client_new(&w.pc, c->node) < 0)
 		return NULL;
@@ -185,6 +187,13 @@ courier_main(void *arg)
 		while (outbox_deliver_due(c->node, w.conn, w.pc, 32, &delivered) == 0 &&
 		    delivered > 0)
 			log_debug("outbox: %d delivered", delivered);
+		/* Visits still open at closing time are checked out then. */
+		if (util_now() >= next_closing_check) {
+			int closed = 0;
+
+			(void)visit_close_overdue(c->node, w.conn, w.pc, &closed);
+			next_closing_check = util_now() + 30;
+		}
 	}
 	peer_client_free(w.pc);
 	if (w.conn != NULL)

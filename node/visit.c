@@ -1,15 +1,14 @@
 /*
- * visit.c - check-in, check-out, and the home's authorization of a visit.
+ * visit.c - the host's side of a visit: check-in, check-out, who is here.
  *
- * The home's side is one transaction: the member row is locked, the standing
- * checked, a ticket debited together with its ledger row, the visit and the
- * exact response stored.  A retry of the same visit id (same host, same
- * pass) gets the stored response byte for byte; the same id with anything
- * else gets 409 and changes nothing.  A member holds at most one open visit
- * (a partial unique index backs the check).
+ * A check-in verifies the pass offline, applies the terms with the member's
+ * home and the house rules (hours, seats, the visitor's monthly cap), records
+ * a pending visit that holds a seat, then asks the home (home.c decides
+ * about its own members in the same transaction, with no peer call).  The
+ * pending row is written before the home is asked, so that a crash in
+ * between leaves a trace to resolve rather than a debit nobody knows of.
  *
- * The host records a pending visit before it asks the home, so that a crash
- * in between leaves a trace to resolve rather than a debit nobody knows of.
+ * The home's decisions are in home.c.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -21,10 +20,13 @@
 #include <sodium.h>
 
 #include "db.h"
+#include "home.h"
+#include "house.h"
 #include "jws.h"
 #include "log.h"
 #include "outbox.h"
 #include "pass.h"
+#include "terms.h"
 #include "util.h"
 #include "visit.h"
 
@@ -76,451 +78,6 @@ visit_decision_json(const struct visit_decision *d)
 	if (d->receipt != NULL)
 		cJSON_AddStringToObject(o, "receipt", d->receipt);
 	return o;
-}
-
-static void
-visit_sha256_hex(const char *a, const char *b, const char *c, char out[65])
-{
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	uint8_t h[32];
-	unsigned int n = 0;
-
-	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-	EVP_DigestUpdate(md, a, strlen(a));
-	EVP_DigestUpdate(md, "\n", 1);
-	EVP_DigestUpdate(md, b, strlen(b));
-	EVP_DigestUpdate(md, "\n", 1);
-	EVP_DigestUpdate(md, c, strlen(c));
-	EVP_DigestFinal_ex(md, h, &n);
-	EVP_MD_CTX_free(md);
-	util_hex(h, 32, out);
-}
-
-static char *
-visit_error_body(const char *error, const char *detail)
-{
-	cJSON *o = cJSON_CreateObject();
-	char *s;
-
-	cJSON_AddStringToObject(o, "error", error);
-	cJSON_AddStringToObject(o, "detail", detail);
-	s = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	return s;
-}
-
-/* ------------------------------------------------------------- the home */
-
-struct home_answer {
-	const char *visit_id;
-	const char *host;
-	const struct pass_claims *claims;
-	bool admitted;
-	const char *reason_code;
-	char reason[320];
-	const char *display_name;
-	const char *plan;
-	int tickets_left;
-};
-
-/*
- * The receipt: the home's signature over its decision, verifiable by the
- * host and by anyone holding the directory.
- */
-static char *
-visit_sign_receipt(struct node *node, const struct home_answer *a)
-{
-	cJSON *p = cJSON_CreateObject();
-	char header[160], kid[64], *payload, *token = NULL;
-	uint8_t sk[64];
-
-	cJSON_AddStringToObject(p, "visit_id", a->visit_id);
-	cJSON_AddStringToObject(p, "home", node_space_id(node));
-	cJSON_AddStringToObject(p, "host", a->host);
-	cJSON_AddStringToObject(p, "sub", a->claims->sub);
-	cJSON_AddStringToObject(p, "jti", a->claims->jti);
-	cJSON_AddStringToObject(p, "decision", a->admitted ? "admit" : "refuse");
-	if (a->reason_code != NULL)
-		cJSON_AddStringToObject(p, "reason_code", a->reason_code);
-	if (a->tickets_left >= 0)
-		cJSON_AddNumberToObject(p, "tickets_left", a->tickets_left);
-	cJSON_AddNumberToObject(p, "iat", (double)util_now());
-	payload = cJSON_PrintUnformatted(p);
-	cJSON_Delete(p);
-	if (payload != NULL && node_pass_key(node, sk, kid, sizeof(kid)) == 0) {
-		snprintf(header, sizeof(header),
-		    "{\"alg\":\"EdDSA\",\"typ\":\"receipt\",\"kid\":\"%s\"}", kid);
-		(void)jws_sign(header, (const uint8_t *)payload, strlen(payload), sk,
-		    &token);
-		sodium_memzero(sk, sizeof(sk));
-	}
-	free(payload);
-	return token;
-}
-
-static char *
-visit_answer_body(struct node *node, const struct home_answer *a)
-{
-	cJSON *o = cJSON_CreateObject();
-	char *receipt = visit_sign_receipt(node, a), *s;
-
-	cJSON_AddStringToObject(o, "visit_id", a->visit_id);
-	cJSON_AddStringToObject(o, "home", node_space_id(node));
-	cJSON_AddStringToObject(o, "host", a->host);
-	cJSON_AddStringToObject(o, "decision", a->admitted ? "admit" : "refuse");
-	if (a->reason_code != NULL) {
-		cJSON_AddStringToObject(o, "reason_code", a->reason_code);
-		cJSON_AddStringToObject(o, "reason", a->reason);
-	}
-	if (a->display_name != NULL)
-		cJSON_AddStringToObject(o, "display_name", a->display_name);
-	if (a->plan != NULL)
-		cJSON_AddStringToObject(o, "plan", a->plan);
-	if (a->tickets_left >= 0)
-		cJSON_AddNumberToObject(o, "tickets_left", a->tickets_left);
-	if (receipt != NULL)
-		cJSON_AddStringToObject(o, "receipt", receipt);
-	s = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	free(receipt);
-	return s;
-}
-
-/* Looks up a stored answer for visit_id: 1 found, 0 none, <0 error. */
-static int
-visit_stored_answer(PGconn *conn, const char *visit_id, const char *hash,
-    int *ret_status, char **ret_body)
-{
-	const char *params[] = { visit_id };
-	PGresult *res;
-	int r = 0;
-
-	res = db_query(conn, "select request_hash, response from home_visits"
-	    " where visit_id = $1", 1, params);
-	if (res == NULL)
-		return -EIO;
-	if (PQntuples(res) == 1) {
-		if (strcmp(PQgetvalue(res, 0, 0), hash) == 0) {
-			*ret_status = 200;
-			*ret_body = strdup(PQgetvalue(res, 0, 1));
-		} else {
-			*ret_status = 409;
-			*ret_body = visit_error_body("conflict",
-			    "this visit id was already used with a different request");
-		}
-		r = 1;
-	}
-	PQclear(res);
-	return r;
-}
-
-/*
- * Decides on one authorization inside the caller's transaction.  Returns 0
- * with the status and body set, -EAGAIN when a concurrent request for the
- * same visit won (the caller rolls back and asks again), or <0 on a database
- * error.
- */
-static int
-visit_home_decide_txn(struct node *node, PGconn *conn, const char *host,
-    const char *visit_id, const char *token, const char *hash,
-    const struct pass_claims *claims, int *ret_status, char **ret_body)
-{
-	const struct config *cfg = node_config(node);
-	struct home_answer a;
-	PGresult *res = NULL, *res2 = NULL;
-	char member_id[32], tickets_s[16];
-	const char *params[6];
-	bool refused = false;
-	int r;
-
-	memset(&a, 0, sizeof(a));
-	a.visit_id = visit_id;
-	a.host = host;
-	a.claims = claims;
-	a.tickets_left = -1;
-
-	params[0] = claims->jti;
-	params[1] = claims->sub;
-	params[2] = cfg->timezone;
-	res = db_query(conn,
-	    "select m.id, m.status, m.plan, m.display_name, m.tickets,"
-	    "  m.valid_until is null or m.valid_until >= (now() at time zone $3)::date,"
-	    "  p.revoked_at is not null"
-	    " from passes p join members m on m.id = p.member_id"
-	    " where p.jti = $1 and m.pseudonym = $2"
-	    " for update of m", 3, params);
-	if (res == NULL)
-		return -EIO;
-	if (PQntuples(res) != 1) {
-		/* Nothing to record: no member of ours stands behind this pass. */
-		PQclear(res);
-		a.reason_code = "unknown_pass";
-		snprintf(a.reason, sizeof(a.reason),
-		    "This pass is not known at its home space: ask the member for a new pass.");
-		*ret_status = 200;
-		*ret_body = visit_answer_body(node, &a);
-		return 0;
-	}
-	util_strlcpy(member_id, PQgetvalue(res, 0, 0), sizeof(member_id));
-	a.display_name = PQgetvalue(res, 0, 3);
-	a.plan = PQgetvalue(res, 0, 2);
-	if (strcmp(a.plan, "tickets") == 0)
-		a.tickets_left = atoi(PQgetvalue(res, 0, 4));
-
-	/* Another request for this visit may have been stored while we waited. */
-	r = visit_stored_answer(conn, visit_id, hash, ret_status, ret_body);
-	if (r != 0) {
-		PQclear(res);
-		return r < 0 ? r : 0;
-	}
-
-	if (strcmp(PQgetvalue(res, 0, 6), "t") == 0) {
-		a.reason_code = "revoked";
-		snprintf(a.reason, sizeof(a.reason),
-		    "This pass has been revoked by its home space.");
-		refused = true;
-	} else if (strcmp(PQgetvalue(res, 0, 1), "active") != 0) {
-		a.reason_code = "suspended";
-		snprintf(a.reason, sizeof(a.reason),
-		    "This membership is suspended at its home space.");
-		refused = true;
-	} else if (strcmp(PQgetvalue(res, 0, 5), "t") != 0) {
-		a.reason_code = "plan_expired";
-		snprintf(a.reason, sizeof(a.reason),
-		    "This member's subscription has ended at their home space.");
-		refused = true;
-	} else if (a.tickets_left == 0) {
-		a.reason_code = "no_tickets";
-		snprintf(a.reason, sizeof(a.reason),
-		    "No half-day tickets left: the member can top up at their home space.");
-		refused = true;
-	}
-	if (!refused) {
-		params[0] = member_id;
-		res2 = db_query(conn, "select host from home_visits where member_id = $1"
-		    " and decision = 'admit' and checked_out_at is null", 1, params);
-		if (res2 == NULL) {
-			r = -EIO;
-			goto out;
-		}
-		if (PQntuples(res2) > 0) {
-			a.reason_code = "already_checked_in";
-			snprintf(a.reason, sizeof(a.reason),
-			    "Already checked in at another space (%s): check out there first.",
-			    PQgetvalue(res2, 0, 0));
-			refused = true;
-		}
-		PQclear(res2);
-		res2 = NULL;
-	}
-	if (!refused && a.tickets_left > 0) {
-		params[0] = member_id;
-		params[1] = visit_id;
-		params[2] = host;
-		res2 = db_query(conn,
-		    "with debit as (update members set tickets = tickets - 1"
-		    "   where id = $1 returning tickets),"
-		    " movement as (insert into ticket_movements"
-		    "   (member_id, delta, reason, visit_id, actor)"
-		    "   values ($1, -1, 'visit', $2, 'host:' || $3))"
-		    " select tickets from debit", 3, params);
-		if (res2 == NULL) {
-			r = strcmp(db_last_sqlstate(), SQLSTATE_UNIQUE_VIOLATION) == 0 ?
-			    -EAGAIN : -EIO;
-			goto out;
-		}
-		a.tickets_left = atoi(PQgetvalue(res2, 0, 0));
-		PQclear(res2);
-		res2 = NULL;
-	}
-	a.admitted = !refused;
-	*ret_body = visit_answer_body(node, &a);
-	if (*ret_body == NULL) {
-		r = -ENOMEM;
-		goto out;
-	}
-	snprintf(tickets_s, sizeof(tickets_s), "%d", a.tickets_left);
-	params[0] = visit_id;
-	params[1] = host;
-	params[2] = member_id;
-	params[3] = claims->jti;
-	params[4] = a.admitted ? "admit" : "refuse";
-	params[5] = a.reason_code;
-	{
-		const char *p8[8] = { params[0], params[1], params[2], params[3],
-		    params[4], params[5], hash, *ret_body };
-
-		if (db_exec(conn, "insert into home_visits (visit_id, host, member_id,"
-		    " jti, decision, reason_code, request_hash, response)"
-		    " values ($1, $2, $3, $4, $5, $6, $7, $8)", 8, p8) < 0) {
-			r = strcmp(db_last_sqlstate(), SQLSTATE_UNIQUE_VIOLATION) == 0 ?
-			    -EAGAIN : -EIO;
-			free(*ret_body);
-			*ret_body = NULL;
-			goto out;
-		}
-	}
-	*ret_status = 200;
-	r = 0;
-out:
-	PQclear(res);
-	PQclear(res2);
-	return r;
-}
-
-/*
- * The home's whole decision: idempotency, pass verification, then the
- * transaction.  in_txn: the caller already opened a transaction (a local
- * check-in, which also records the host side).
- */
-static int
-visit_home_decide(struct node *node, PGconn *conn, const char *host,
-    const char *visit_id, const char *token, bool in_txn, int *ret_status,
-    char **ret_body)
-{
-	const struct config *cfg = node_config(node);
-	struct node_directory *nd;
-	struct pass_claims claims;
-	char hash[65];
-	int r, pr;
-
-	*ret_body = NULL;
-	if (!visit_id_valid(visit_id)) {
-		*ret_status = 400;
-		*ret_body = visit_error_body("bad_request", "visit_id must be a lower-case UUID");
-		return 0;
-	}
-	visit_sha256_hex(host, visit_id, token, hash);
-	for (int attempt = 0; attempt < 3; attempt++) {
-		if (!in_txn && db_begin(conn) < 0)
-			return -EIO;
-		r = visit_stored_answer(conn, visit_id, hash, ret_status, ret_body);
-		if (r != 0)
-			goto done;
-
-		nd = node_directory_get(node);
-		pr = pass_verify(token, util_now(), cfg->pass_leeway,
-		    directory_pass_key_lookup, nd != NULL ? nd->dir : NULL, &claims);
-		node_directory_put(node, nd);
-		if (pr == PASS_OK && strcmp(claims.iss, node_space_id(node)) != 0)
-			pr = PASS_ERR_UNKNOWN_KEY;
-		if (pr != PASS_OK) {
-			cJSON *o = cJSON_CreateObject();
-
-			cJSON_AddStringToObject(o, "visit_id", visit_id);
-			cJSON_AddStringToObject(o, "home", node_space_id(node));
-			cJSON_AddStringToObject(o, "host", host);
-			cJSON_AddStringToObject(o, "decision", "refuse");
-			cJSON_AddStringToObject(o, "reason_code", pass_error_code(pr));
-			cJSON_AddStringToObject(o, "reason", pass_error_message(pr));
-			*ret_body = cJSON_PrintUnformatted(o);
-			cJSON_Delete(o);
-			*ret_status = 200;
-			r = 0;
-			goto done;
-		}
-		r = visit_home_decide_txn(node, conn, host, visit_id, token, hash,
-		    &claims, ret_status, ret_body);
-done:
-		if (in_txn)
-			return r;
-		if (r == 0) {
-			if (db_commit(conn) < 0) {
-				free(*ret_body);
-				*ret_body = NULL;
-				return -EIO;
-			}
-			return 0;
-		}
-		db_rollback(conn);
-		if (r != -EAGAIN)
-			return r;
-	}
-	return -EIO;
-}
-
-void
-visit_authorize(struct node *node, PGconn *conn, const char *host,
-    const cJSON *req, int *ret_status, char **ret_body)
-{
-	const cJSON *vid = cJSON_GetObjectItemCaseSensitive(req, "visit_id");
-	const cJSON *tok = cJSON_GetObjectItemCaseSensitive(req, "pass");
-
-	if (!cJSON_IsString(vid) || !cJSON_IsString(tok)) {
-		*ret_status = 400;
-		*ret_body = visit_error_body("bad_request",
-		    "expected {\"visit_id\": UUID, \"pass\": TOKEN}");
-		return;
-	}
-	if (strlen(tok->valuestring) > PASS_MAX_TOKEN) {
-		*ret_status = 400;
-		*ret_body = visit_error_body("bad_request", "the pass is too long");
-		return;
-	}
-	if (visit_home_decide(node, conn, host, vid->valuestring, tok->valuestring,
-	    false, ret_status, ret_body) < 0) {
-		*ret_status = 503;
-		*ret_body = visit_error_body("unavailable",
-		    "the home node cannot reach its database; retry");
-	}
-}
-
-void
-visit_complete(struct node *node, PGconn *conn, const char *host,
-    const cJSON *req, int *ret_status, char **ret_body)
-{
-	const cJSON *vid = cJSON_GetObjectItemCaseSensitive(req, "visit_id");
-	const cJSON *in = cJSON_GetObjectItemCaseSensitive(req, "checked_in_at");
-	const cJSON *out = cJSON_GetObjectItemCaseSensitive(req, "checked_out_at");
-	const cJSON *units = cJSON_GetObjectItemCaseSensitive(req, "units");
-	const char *params[4];
-	char units_s[16];
-	int64_t t;
-	PGresult *res;
-
-	if (!cJSON_IsString(vid) || !visit_id_valid(vid->valuestring) ||
-	    !cJSON_IsString(out) || util_parse_time(out->valuestring, &t) < 0 ||
-	    !cJSON_IsNumber(units) || units->valueint < 0 || units->valueint > 100 ||
-	    (in != NULL && !cJSON_IsString(in))) {
-		*ret_status = 400;
-		*ret_body = visit_error_body("bad_request", "expected {\"visit_id\": UUID,"
-		    " \"checked_out_at\": RFC3339, \"units\": N}");
-		return;
-	}
-	snprintf(units_s, sizeof(units_s), "%d", units->valueint);
-	params[0] = vid->valuestring;
-	params[1] = host;
-	params[2] = out->valuestring;
-	params[3] = units_s;
-	/*
-	 * One statement, so a duplicate or a late repeat is harmless: the
-	 * first report sets the times, every later one finds them set.
-	 */
-	res = db_query(conn,
-	    "with done as (update home_visits set checked_out_at = $3, units = $4"
-	    "   where visit_id = $1 and host = $2 and decision = 'admit'"
-	    "   and checked_out_at is null returning 1)"
-	    " select (select count(*) from done),"
-	    "  (select checked_out_at is not null from home_visits"
-	    "   where visit_id = $1 and host = $2 and decision = 'admit')",
-	    4, params);
-	if (res == NULL) {
-		*ret_status = 503;
-		*ret_body = visit_error_body("unavailable", "database unavailable; retry");
-		return;
-	}
-	if (strcmp(PQgetvalue(res, 0, 0), "1") == 0) {
-		*ret_status = 200;
-		*ret_body = strdup("{\"status\":\"recorded\"}");
-	} else if (!PQgetisnull(res, 0, 1)) {
-		*ret_status = 200;
-		*ret_body = strdup("{\"status\":\"already_recorded\"}");
-	} else {
-		*ret_status = 404;
-		*ret_body = visit_error_body("unknown_visit",
-		    "no admitted visit with this id from your space");
-	}
-	PQclear(res);
 }
 
 /* ------------------------------------------------------------- the host */
@@ -625,40 +182,195 @@ out:
 
 static int
 visit_store_host(PGconn *conn, const char *sql, const struct visit_decision *d,
-    const struct pass_claims *c)
+    const struct pass_claims *c, const char *status)
 {
-	char tickets[16];
-	const char *params[10];
+	char tickets[16], rate[16];
+	const char *params[13];
 
 	snprintf(tickets, sizeof(tickets), "%d", d->tickets_left);
+	snprintf(rate, sizeof(rate), "%d", d->rate_cents);
 	params[0] = d->visit_id;
 	params[1] = c->iss;
 	params[2] = c->sub;
 	params[3] = d->admitted ? c->name : NULL;
 	params[4] = c->plan;
 	params[5] = c->jti;
-	params[6] = d->admitted ? "open" : "refused";
+	params[6] = status != NULL ? status : d->admitted ? "open" : "refused";
 	params[7] = d->reason_code[0] != '\0' ? d->reason_code : NULL;
 	params[8] = d->reason_code[0] != '\0' ? d->reason : NULL;
 	params[9] = d->receipt;
-	{
-		const char *p11[11] = { params[0], params[1], params[2], params[3],
-		    params[4], params[5], params[6], params[7], params[8], params[9],
-		    d->tickets_left >= 0 ? tickets : NULL };
-
-		return db_exec(conn, sql, 11, p11);
-	}
+	params[10] = d->tickets_left >= 0 ? tickets : NULL;
+	params[11] = d->rate_cents >= 0 ? rate : NULL;
+	params[12] = d->rate_cents >= 0 ? d->currency : NULL;
+	return db_exec(conn, sql, 13, params);
 }
 
 static const char visit_insert_sql[] =
     "insert into host_visits (visit_id, home, pseudonym, display_name, plan,"
-    " jti, status, reason_code, reason, receipt, tickets_left)"
-    " values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    " jti, status, reason_code, reason, receipt, tickets_left, rate_cents, currency)"
+    " values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 static const char visit_update_sql[] =
     "update host_visits set home = $2, pseudonym = $3, display_name = $4,"
     " plan = $5, jti = $6, status = $7, reason_code = $8, reason = $9,"
-    " receipt = $10, tickets_left = $11, checked_in_at = now()"
-    " where visit_id = $1";
+    " receipt = $10, tickets_left = $11, rate_cents = $12, currency = $13,"
+    " checked_in_at = now() where visit_id = $1";
+
+/* Serialises the seat count between concurrent check-ins of this space. */
+#define VISIT_SEATS_LOCK "select pg_advisory_xact_lock(7405637113)"
+
+/*
+ * The house rules, inside the caller's transaction (seats locked): hours,
+ * seats (open and pending visits both hold one), and for a visitor the
+ * monthly cap of units the terms grant.  0 allowed, 1 refused (d says why).
+ */
+static int
+visit_house_rules(struct node *node, PGconn *conn, const struct pass_claims *c,
+    const struct terms *t, struct visit_decision *d)
+{
+	const struct config *cfg = node_config(node);
+	char why[320];
+	int r, cap;
+	PGresult *res;
+
+	if (db_exec(conn, VISIT_SEATS_LOCK, 0, NULL) < 0)
+		return -EIO;
+	r = house_check_open(cfg, conn, why, sizeof(why));
+	if (r < 0)
+		return r;
+	if (r == 1) {
+		visit_refuse(d, "closed", "%s", why);
+		return 1;
+	}
+	if (house_capacity(conn, &cap) < 0)
+		return -EIO;
+	if (cap >= 0) {
+		int present;
+
+		res = db_query(conn, "select count(*) from host_visits"
+		    " where status in ('open', 'pending')", 0, NULL);
+		if (res == NULL)
+			return -EIO;
+		present = atoi(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		if (present >= cap) {
+			visit_refuse(d, "full", "The space is full: %d of %d seats are"
+			    " taken.", present, cap);
+			return 1;
+		}
+	}
+	if (t != NULL && t->host_monthly_cap >= 0) {
+		const char *params[3] = { c->iss, c->sub, cfg->timezone };
+		int used;
+
+		res = db_query(conn, "select coalesce(sum(case when status = 'closed'"
+		    " then units else 1 end), 0) from host_visits"
+		    " where home = $1 and pseudonym = $2 and status in ('open', 'closed')"
+		    " and checked_in_at >= date_trunc('month', now() at time zone $3)"
+		    "  at time zone $3", 3, params);
+		if (res == NULL)
+			return -EIO;
+		used = atoi(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		if (used >= t->host_monthly_cap) {
+			visit_refuse(d, "host_cap", "This visitor has used the %d half-days"
+			    " a month this space grants to members of %s.",
+			    t->host_monthly_cap, c->iss);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Is this pass in the home's last published revocation list? */
+static int
+visit_revoked_by_list(PGconn *conn, const struct pass_claims *c)
+{
+	const char *params[2] = { c->iss, c->jti };
+	PGresult *res = db_query(conn, "select 1 from peer_revocations"
+	    " where home = $1 and jti = $2", 2, params);
+	int r;
+
+	if (res == NULL)
+		return -EIO;
+	r = PQntuples(res) > 0;
+	PQclear(res);
+	return r;
+}
+
+/* Our own member: the home's decision and the host's record in one. */
+static int
+visit_check_in_local(struct node *node, PGconn *conn, const char *token,
+    const struct pass_claims *c, struct visit_decision *d)
+{
+	struct home_request hr = { .host = node_space_id(node), .visit_id = d->visit_id,
+		.token = token, .rate_cents = -1, .currency = NULL };
+	char *body = NULL;
+	int status = 0, r;
+
+	if (db_begin(conn) < 0)
+		return -EIO;
+	r = visit_house_rules(node, conn, c, NULL, d);
+	if (r < 0)
+		goto fail;
+	if (r == 0) {
+		r = home_decide(node, conn, &hr, true, &status, &body);
+		if (r < 0 || status != 200)
+			goto fail;
+		visit_read_answer(node, body, c->iss, d);
+		free(body);
+		body = NULL;
+	}
+	if (visit_store_host(conn, visit_insert_sql, d, c, NULL) < 0 ||
+	    db_commit(conn) < 0)
+		goto fail;
+	return 0;
+fail:
+	free(body);
+	db_rollback(conn);
+	return -EIO;
+}
+
+/* Asks the home over the federation face and reads its signed answer. */
+static void
+visit_ask_home(struct node *node, struct peer_client *pc, const char *token,
+    const struct pass_claims *c, struct visit_decision *d)
+{
+	const struct config *cfg = node_config(node);
+	struct peer_response resp;
+	cJSON *o = cJSON_CreateObject();
+	char *req, idem[64];
+	const char *hdrs[2] = { idem, NULL };
+	int r;
+
+	cJSON_AddStringToObject(o, "visit_id", d->visit_id);
+	cJSON_AddStringToObject(o, "pass", token);
+	cJSON_AddNumberToObject(o, "rate_cents", d->rate_cents);
+	cJSON_AddStringToObject(o, "currency", d->currency);
+	req = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	snprintf(idem, sizeof(idem), "Idempotency-Key: %s", d->visit_id);
+	r = peer_call(pc, c->iss, "POST", "/federation/v1/authorize", req, hdrs,
+	    (long)cfg->peer_timeout_ms, &resp);
+	free(req);
+	if (r < 0) {
+		log_warnx("visit %s: home %s unreachable: %s", d->visit_id, c->iss,
+		    resp.error);
+		visit_refuse(d, "home_unreachable", "The member's home space (%s)"
+		    " cannot be reached right now; try again in a moment.", c->iss);
+	} else if (resp.status == 200) {
+		visit_read_answer(node, resp.body, c->iss, d);
+	} else {
+		cJSON *e = cJSON_Parse(resp.body);
+		const cJSON *detail = cJSON_GetObjectItemCaseSensitive(e, "detail");
+
+		log_warnx("visit %s: home %s answered %ld: %.200s", d->visit_id, c->iss,
+		    resp.status, resp.body);
+		visit_refuse(d, "home_error", "The home space (%s) refused the request:"
+		    " %s", c->iss, cJSON_IsString(detail) ? detail->valuestring : "error");
+		cJSON_Delete(e);
+	}
+	peer_response_clear(&resp);
+}
 
 int
 visit_check_in(struct node *node, PGconn *conn, struct peer_client *pc,
@@ -667,11 +379,12 @@ visit_check_in(struct node *node, PGconn *conn, struct peer_client *pc,
 	const struct config *cfg = node_config(node);
 	struct node_directory *nd;
 	struct pass_claims claims;
-	int pr, status = 0, r;
-	char *body = NULL;
+	struct terms t;
+	int pr, r;
 
 	memset(ret, 0, sizeof(*ret));
 	ret->tickets_left = -1;
+	ret->rate_cents = -1;
 	util_uuid_v4(ret->visit_id);
 
 	nd = node_directory_get(node);
@@ -690,76 +403,52 @@ visit_check_in(struct node *node, PGconn *conn, struct peer_client *pc,
 	util_strlcpy(ret->plan, claims.plan, sizeof(ret->plan));
 
 	if (strcmp(claims.iss, node_space_id(node)) == 0) {
-		/* Our own member: the home's decision and the host's record in one. */
-		if (db_begin(conn) < 0)
+		r = visit_check_in_local(node, conn, token, &claims, ret);
+		if (r < 0)
 			goto db_error;
-		r = visit_home_decide(node, conn, node_space_id(node), ret->visit_id,
-		    token, true, &status, &body);
-		if (r < 0 || status != 200) {
-			db_rollback(conn);
-			goto db_error;
-		}
-		visit_read_answer(node, body, claims.iss, ret);
-		if (visit_store_host(conn, visit_insert_sql, ret, &claims) < 0 ||
-		    db_commit(conn) < 0) {
-			db_rollback(conn);
-			goto db_error;
-		}
-		free(body);
 		return 0;
 	}
 
-	/* A visitor: a durable trace first, then the home's decision. */
-	{
-		const char *params[5] = { ret->visit_id, claims.iss, claims.sub,
-		    claims.plan, claims.jti };
-
-		if (db_exec(conn, "insert into host_visits (visit_id, home, pseudonym,"
-		    " plan, jti, status) values ($1, $2, $3, $4, $5, 'pending')",
-		    5, params) < 0)
+	/* A visitor: our terms with the home, its revocations, the house rules. */
+	if (terms_get(cfg, conn, claims.iss, &t) < 0)
+		goto db_error;
+	ret->rate_cents = t.rate_cents;
+	util_strlcpy(ret->currency, t.currency, sizeof(ret->currency));
+	if (!t.host_accept) {
+		visit_refuse(ret, "not_accepted", "This space does not accept members of"
+		    " %s (terms between the spaces).", claims.iss);
+	} else if ((r = visit_revoked_by_list(conn, &claims)) != 0) {
+		if (r < 0)
 			goto db_error;
+		visit_refuse(ret, "revoked", "This pass has been revoked by its home space.");
 	}
-	{
-		struct peer_response resp;
-		cJSON *o = cJSON_CreateObject();
-		char *req, idem[64];
-		const char *hdrs[2] = { idem, NULL };
-
-		cJSON_AddStringToObject(o, "visit_id", ret->visit_id);
-		cJSON_AddStringToObject(o, "pass", token);
-		req = cJSON_PrintUnformatted(o);
-		cJSON_Delete(o);
-		snprintf(idem, sizeof(idem), "Idempotency-Key: %s", ret->visit_id);
-		r = peer_call(pc, claims.iss, "POST", "/federation/v1/authorize", req,
-		    hdrs, (long)cfg->peer_timeout_ms, &resp);
-		free(req);
+	if (db_begin(conn) < 0)
+		goto db_error;
+	if (ret->reason_code[0] == '\0') {
+		r = visit_house_rules(node, conn, &claims, &t, ret);
 		if (r < 0) {
-			log_warnx("visit %s: home %s unreachable: %s", ret->visit_id,
-			    claims.iss, resp.error);
-			visit_refuse(ret, "home_unreachable",
-			    "The member's home space (%s) cannot be reached right now;"
-			    " try again in a moment.", claims.iss);
-		} else if (resp.status == 200) {
-			visit_read_answer(node, resp.body, claims.iss, ret);
-		} else {
-			cJSON *e = cJSON_Parse(resp.body);
-			const cJSON *detail = cJSON_GetObjectItemCaseSensitive(e, "detail");
-
-			log_warnx("visit %s: home %s answered %ld: %.200s", ret->visit_id,
-			    claims.iss, resp.status, resp.body);
-			visit_refuse(ret, "home_error", "The home space (%s) refused the"
-			    " request: %s", claims.iss, cJSON_IsString(detail) ?
-			    detail->valuestring : "error");
-			cJSON_Delete(e);
+			db_rollback(conn);
+			goto db_error;
 		}
-		peer_response_clear(&resp);
 	}
-	if (visit_store_host(conn, visit_update_sql, ret, &claims) < 0)
+	/*
+	 * A refusal of ours is recorded at once; an admission holds its seat
+	 * as a pending visit, durably, before the home is asked.
+	 */
+	if (visit_store_host(conn, visit_insert_sql, ret, &claims,
+	    ret->reason_code[0] == '\0' ? "pending" : NULL) < 0 ||
+	    db_commit(conn) < 0) {
+		db_rollback(conn);
+		goto db_error;
+	}
+	if (ret->reason_code[0] != '\0')
+		return 0;
+	visit_ask_home(node, pc, token, &claims, ret);
+	if (visit_store_host(conn, visit_update_sql, ret, &claims, NULL) < 0)
 		goto db_error;
 	return 0;
 
 db_error:
-	free(body);
 	visit_refuse(ret, "unavailable",
 	    "This node cannot reach its database; try again in a moment.");
 	return -EIO;
@@ -767,7 +456,8 @@ db_error:
 
 int
 visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
-    const char *visit_id, struct visit_checkout *ret, char *err, size_t errlen)
+    const char *visit_id, const char *at, struct visit_checkout *ret, char *err,
+    size_t errlen)
 {
 	const struct config *cfg = node_config(node);
 	char half[32], outbox_id[32] = "";
@@ -786,19 +476,22 @@ visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
 		goto db_error;
 	params[0] = visit_id;
 	params[1] = half;
+	params[2] = at;
 	/*
 	 * The display name is dropped at check-out: the host keeps only what
-	 * accounting needs once the visitor has left.
+	 * accounting needs once the visitor has left.  The unit rule is the
+	 * host's: up to half_day_max one unit, more two.
 	 */
 	res = db_query(conn,
-	    "update host_visits set status = 'closed', checked_out_at = now(),"
+	    "update host_visits set status = 'closed',"
+	    "  checked_out_at = greatest(checked_in_at, coalesce($3::timestamptz, now())),"
 	    "  display_name = null,"
-	    "  units = case when now() - checked_in_at <= make_interval(secs => $2)"
-	    "    then 1 else 2 end"
+	    "  units = case when greatest(checked_in_at, coalesce($3::timestamptz, now()))"
+	    "    - checked_in_at <= make_interval(secs => $2) then 1 else 2 end"
 	    " where visit_id = $1 and status = 'open'"
 	    " returning home, units, to_char(checked_in_at at time zone 'UTC',"
 	    "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), to_char(checked_out_at at time zone 'UTC',"
-	    "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')", 2, params);
+	    "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')", 3, params);
 	if (res == NULL)
 		goto db_error_rollback;
 	if (PQntuples(res) == 0) {
@@ -827,11 +520,11 @@ visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
 	util_strlcpy(ret->home, PQgetvalue(res, 0, 0), sizeof(ret->home));
 	ret->units = atoi(PQgetvalue(res, 0, 1));
 	if (strcmp(ret->home, node_space_id(node)) == 0) {
-		const char *p3[3] = { visit_id, PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 1) };
+		bool already;
 
-		r = db_exec(conn, "update home_visits set checked_out_at = $2, units = $3"
-		    " where visit_id = $1 and checked_out_at is null", 3, p3);
-		ret->reported = true;
+		r = home_complete_visit(node, conn, ret->home, visit_id,
+		    PQgetvalue(res, 0, 3), ret->units, true, &already);
+		ret->reported = r == 0;
 	} else {
 		cJSON *o = cJSON_CreateObject();
 		char *payload;
@@ -859,6 +552,33 @@ db_error_rollback:
 db_error:
 	snprintf(err, errlen, "this node cannot reach its database");
 	return -EIO;
+}
+
+int
+visit_close_overdue(struct node *node, PGconn *conn, struct peer_client *pc,
+    int *ret_closed)
+{
+	cJSON *a = NULL, *v;
+	int closed = 0;
+
+	if (house_overdue_visits(node_config(node), conn, &a) < 0)
+		return -EIO;
+	cJSON_ArrayForEach(v, a) {
+		struct visit_checkout out;
+		char err[256];
+		const char *id = cJSON_GetObjectItem(v, "visit_id")->valuestring;
+		const char *at = cJSON_GetObjectItem(v, "at")->valuestring;
+
+		if (visit_check_out(node, conn, pc, id, at, &out, err, sizeof(err)) == 0 &&
+		    !out.already) {
+			log_info("visit %s checked out automatically at closing time (%s)",
+			    id, at);
+			closed++;
+		}
+	}
+	cJSON_Delete(a);
+	*ret_closed = closed;
+	return 0;
 }
 
 cJSON *

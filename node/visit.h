@@ -2,10 +2,9 @@
  * visit.h - a visit from both sides: the host's check-in and check-out, and
  * the home's decision about its member.
  *
- * Host: verify the pass offline, choose the visit id, ask the home (or decide
- * locally for our own members), record the visit with the home's signed
- * receipt.  Home: check the member's standing, debit a ticket, answer with a
- * signed decision; the same visit id always gets the same stored answer.
+ * Host: verify the pass offline, apply the terms and the house rules, choose
+ * the visit id, ask the home (or decide locally for our own members: home.h),
+ * record the visit with the home's signed receipt.
  */
 #ifndef PASSERELLE_VISIT_H
 #define PASSERELLE_VISIT_H
@@ -27,6 +26,8 @@ struct visit_decision {
 	char display_name[64];
 	char plan[16];
 	int tickets_left;	/* -1 when not a ticket book or unknown */
+	int rate_cents;		/* the rate frozen on the visit, -1: none */
+	char currency[4];
 	char *receipt;		/* the home's signed decision, malloc'ed */
 };
 
@@ -44,22 +45,21 @@ int visit_check_in(struct node *node, PGconn *conn, struct peer_client *pc,
 void visit_decision_clear(struct visit_decision *d);
 cJSON *visit_decision_json(const struct visit_decision *d);
 
-/* Closes an open visit, counts its units, reports the completion. */
+/*
+ * Closes an open visit at time at (RFC 3339; NULL: now), counts its units,
+ * reports the completion to the home (through the outbox).
+ */
 int visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
-    const char *visit_id, struct visit_checkout *ret, char *err, size_t errlen);
+    const char *visit_id, const char *at, struct visit_checkout *ret, char *err,
+    size_t errlen);
+
+/* Checks out, at closing time, the visits still open after it. */
+int visit_close_overdue(struct node *node, PGconn *conn, struct peer_client *pc,
+    int *ret_closed);
 
 /* Who is here now (open visits), as a JSON array. */
 cJSON *visit_list_present(PGconn *conn);
 
-/*
- * Federation handlers on the home: the body of POST /federation/v1/authorize
- * and /complete from host (its identity from its certificate).  They return
- * the HTTP status and a malloc'ed JSON body.
- */
-void visit_authorize(struct node *node, PGconn *conn, const char *host,
-    const cJSON *req, int *ret_status, char **ret_body);
-void visit_complete(struct node *node, PGconn *conn, const char *host,
-    const cJSON *req, int *ret_status, char **ret_body);
 
 /* True when s is a canonical lower-case UUID. */
 bool visit_id_valid(const char *s);

@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -688,11 +689,12 @@ json_figures(FILE *out, const struct figures *f, double window)
 {
 	fprintf(out, "{\"count\":%zu,\"rate\":%.1f,\"p50_ms\":%.3f,\"p95_ms\":%.3f,"
 	    "\"p99_ms\":%.3f,\"max_ms\":%.3f,\"errors\":%lld,\"transport_errors\":%lld,"
-	    "\"http_errors\":%lld,\"unexpected\":%lld,\"uncounted\":%lld}",
+	    "\"http_errors\":%lld,\"unexpected\":%lld,\"uncounted\":%lld,"
+	    "\"completed\":%lld}",
 	    f->n, window > 0 ? (double)f->n / window : 0, figures_pct(f, 50),
 	    figures_pct(f, 95), figures_pct(f, 99), figures_pct(f, 100),
 	    figures_errors(f), f->transport_errors, f->http_errors, f->unexpected,
-	    f->uncounted);
+	    f->uncounted, (long long)f->n + f->uncounted);
 }
 
 static void
@@ -715,11 +717,19 @@ report(struct run *r)
 	fprintf(text, "connections opened: %lld (%lld inside the measured window)\n",
 	    r->connections, r->connections_measured);
 	if (o->json) {
+		struct rusage ru;
+		double cpu = 0;
+
+		/* The generator's own CPU, warm-up and drain included. */
+		if (getrusage(RUSAGE_SELF, &ru) == 0)
+			cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+			    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 		fprintf(stdout, "{\"label\":\"%s\",\"concurrency\":%d,\"warmup_s\":%.1f,"
-		    "\"window_s\":%.3f,\"chains\":%lld,\"tokens_exhausted\":%s,"
+		    "\"window_s\":%.3f,\"wall_s\":%.3f,\"loadgen_cpu_s\":%.3f,"
+		    "\"chains\":%lld,\"tokens_exhausted\":%s,"
 		    "\"connections\":%lld,\"connections_measured\":%lld,\"primary\":",
-		    o->label, o->concurrency, o->warmup, window, r->started_chains,
-		    r->has_tokens && r->tokens.exhausted ? "true" : "false",
+		    o->label, o->concurrency, o->warmup, window, now_s() - r->t0, cpu,
+		    r->started_chains, r->has_tokens && r->tokens.exhausted ? "true" : "false",
 		    r->connections, r->connections_measured);
 		json_figures(stdout, &r->primary, window);
 		if (o->has_then) {

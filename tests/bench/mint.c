@@ -6,8 +6,9 @@
  * The members are real rows of the home's database, written with the same
  * columns as member_add() (a ticket book with an 'initial' ledger row that
  * keeps members.tickets equal to the sum of its movements), and the passes
- * are recorded in `passes` and signed with the home's own pass key through
- * pass_sign(), as `passerelle pass issue` does.  Only the batching differs:
+ * are recorded in `passes` and signed with the home's own pass key (its key
+ * file, read with key_load_private) through pass_sign(), as `passerelle pass
+ * issue` does.  Only the batching differs:
  * one statement per few thousand members instead of a transaction each.
  *
  * Usage: bench_mint -c HOME.conf --count N --out FILE [--tickets T]
@@ -19,8 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "config.h"
 #include "db.h"
+#include "key.h"
 #include "log.h"
 #include "node.h"
 #include "pass.h"
@@ -80,6 +84,7 @@ main(int argc, char **argv)
 	struct node *node = NULL;
 	PGconn *conn = NULL;
 	FILE *out = NULL;
+	uint8_t sk[KEY_SECRET_LEN], pk[KEY_PUBLIC_LEN];
 	char err[512];
 	int ch, rc = 1;
 
@@ -102,8 +107,13 @@ main(int argc, char **argv)
 	log_init(LOG_LEVEL_WARN, "bench_mint");
 	if (config_load(conf, stderr, &cfg) < 0)
 		return 1;
-	if (node_open(&node, cfg, NODE_NEED_PASS_KEY | NODE_NEED_DATABASE, err,
-	    sizeof(err)) < 0 || node_db_connect(node, &conn, err, sizeof(err)) < 0) {
+	/* The home's own key file, as the node loads it. */
+	if (key_load_private(cfg->pass_key, sk, pk) < 0) {
+		fprintf(stderr, "bench_mint: cannot load the pass key %s\n", cfg->pass_key);
+		goto out;
+	}
+	if (node_open(&node, cfg, NODE_NEED_DATABASE, err, sizeof(err)) < 0 ||
+	    node_db_connect(node, &conn, err, sizeof(err)) < 0) {
 		fprintf(stderr, "bench_mint: %s\n", err);
 		goto out;
 	}
@@ -141,7 +151,7 @@ main(int argc, char **argv)
 			c.iat = iat;
 			c.nbf = iat;
 			c.exp = iat + cfg->pass_lifetime;
-			if (pass_sign(&c, node_pass_sk(node), &token) < 0) {
+			if (pass_sign(&c, sk, &token) < 0) {
 				r = -EIO;
 				break;
 			}
@@ -197,5 +207,6 @@ out:
 		PQfinish(conn);
 	node_close(node);
 	config_free(cfg);
+	sodium_memzero(sk, sizeof(sk));
 	return rc;
 }

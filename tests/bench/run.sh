@@ -133,17 +133,57 @@ metric() { # SPACE NAME
 		awk -v n="$2" '$1 == n {print $2}'
 }
 
-# Runs loadgen, prints its figures, appends its JSON (with extra fields) to results.
+# CPU seconds used so far by each node and by each node's PostgreSQL (the
+# postmaster, the children it reaped, and its live backends).
+cpu_snapshot() {
+	/usr/bin/python3 - "$work" <<'PY'
+import json, os, sys
+work = sys.argv[1]
+tick = os.sysconf("SC_CLK_TCK")
+def stat(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # after the name: state ppid ... utime(12) stime(13) cutime(14) cstime(15)
+    return int(fields[1]), [int(x) for x in fields[11:15]]
+procs = {}
+for p in os.listdir("/proc"):
+    if p.isdigit():
+        try:
+            procs[int(p)] = stat(p)
+        except (OSError, IndexError, ValueError):
+            pass
+out = {}
+for space in ("troquet", "cordee"):
+    try:
+        pid = int(open(f"{work}/{space}/pid").read())
+        out[space] = sum(procs[pid][1][:2]) / tick
+        pm = int(open(f"{work}/{space}/data/pg/data/postmaster.pid").readline())
+        total = sum(procs[pm][1])
+        total += sum(sum(v[1][:2]) for k, v in procs.items() if v[0] == pm)
+        out[space + "_pg"] = total / tick
+    except (OSError, KeyError, ValueError):
+        pass
+print(json.dumps(out))
+PY
+}
+
+# Runs loadgen, prints its figures, appends its JSON (with the CPU each
+# process used during the run, warm-up and drain included) to results.
 lg() { # SCENARIO EXTRA_JSON loadgen-args...
 	local scen=$1 extra=$2; shift 2
-	local line
+	local line before after
+	before=$(cpu_snapshot)
 	line=$("$loadgen" --json "$@") || true
+	after=$(cpu_snapshot)
 	[ -n "$line" ] || { echo "bench: loadgen printed nothing" >&2; return 1; }
 	echo "$line" | /usr/bin/python3 -c '
 import json, sys
 d = json.loads(sys.stdin.read()); d["scenario"] = sys.argv[1]
-d.update(json.loads(sys.argv[2] or "{}")); print(json.dumps(d))' "$scen" "$extra" >>"$results"
-	LAST=$line
+d.update(json.loads(sys.argv[2] or "{}"))
+b, a = json.loads(sys.argv[3]), json.loads(sys.argv[4])
+d["cpu_s"] = {k: round(a[k] - b[k], 3) for k in a if k in b}
+d["cpu_s"]["loadgen"] = d.get("loadgen_cpu_s", 0)
+print(json.dumps(d))' "$scen" "$extra" "$before" "$after" >>"$results"
 }
 
 # ---------------------------------------------------------------- scenarios
@@ -377,27 +417,36 @@ scenario_rss() {
 scenario_profile() {
 	mint
 	reset_visits
-	local pids
-	pids="$(cat "$work/troquet/pid"),$(cat "$work/cordee/pid")"
-	say "Profile: perf record -a -g over a check-in run at concurrency 16"
+	local pids="" id pm lpid
+	command -v perf >/dev/null || { echo "bench: no perf (apt-get install linux-perf)" >&2; return 0; }
+	for id in troquet cordee; do
+		pm=$(head -n1 "$work/$id/data/pg/data/postmaster.pid")
+		pids+="${pids:+,}$(cat "$work/$id/pid"),$pm"
+		pids+=$(ps -o pid= --ppid "$pm" | awk '{printf ",%s", $1}')
+	done
+	say "Profile: perf record (DWARF call graphs) of both nodes and their PostgreSQL, check-ins at concurrency 16"
 	"$loadgen" --label profile-c16 --concurrency 16 --warmup 1 --duration "$((duration + 4))" \
 		--tokens "$work/passes.txt" --url "http://127.0.0.1:$host_local/api/v1/checkin" \
 		--header "Authorization: Bearer $desk" --header "Content-Type: application/json" \
 		--body '{"pass": "{token}"}' --expect '"decision":"admit"' >"$out/profile-load.txt" 2>&1 &
-	local lpid=$!
+	lpid=$!
 	sleep 2
-	perf record -a -g -F 999 -o "$out/perf.data" -- sleep "$duration" 2>"$out/perf-record.log" >/dev/null
+	perf record -q -F 499 --call-graph dwarf,16384 -p "$pids" -o "$out/perf.data" \
+		-- sleep "$duration" >"$out/perf-record.log" 2>&1 || true
 	wait "$lpid" || true
-	cat "$out/profile-load.txt" | sed 's/^/  /'
-	perf report -i "$out/perf.data" --no-children --sort comm --stdio 2>/dev/null |
-		grep -v '^#' | grep -v '^$' | head -15 | tee "$out/perf-by-command.txt"
-	perf report -i "$out/perf.data" --no-children --sort comm,dso --stdio 2>/dev/null |
-		grep -v '^#' | grep -v '^$' | grep '%' | head -30 >"$out/perf-by-dso.txt"
-	perf report -i "$out/perf.data" --no-children --comm passerelle --sort dso,sym --stdio \
-		-g none 2>/dev/null | grep -v '^#' | grep -v '^$' | grep '%' | head -60 >"$out/perf-passerelle-symbols.txt"
-	perf report -i "$out/perf.data" --children --comm passerelle --sort sym --stdio \
-		-g none 2>/dev/null | grep -v '^#' | grep -v '^$' | grep '%' | head -80 >"$out/perf-passerelle-children.txt"
-	echo "  perf files in $out (perf-*.txt)"
+	sed 's/^/  /' "$out/profile-load.txt"
+	(
+		set +o pipefail
+		r() { perf report -i "$out/perf.data" --stdio -g none "$@" 2>/dev/null |
+			grep -v '^#' | grep '%'; }
+		r --no-children --sort comm,dso | head -n 30 >"$out/perf-by-dso.txt"
+		r --children --comm passerelle --sort sym | head -n 120 >"$out/perf-passerelle.txt"
+		r --children --comm postgres --sort sym | head -n 120 >"$out/perf-postgres.txt"
+		r --no-children --comm passerelle --sort dso,sym | head -n 60 >"$out/perf-passerelle-self.txt"
+		r --no-children --comm postgres --sort dso,sym | head -n 60 >"$out/perf-postgres-self.txt"
+	)
+	sed 's/^/  /' "$out/perf-by-dso.txt" | head -n 15
+	echo "  reports in $out/perf-*.txt (perf report -i $out/perf.data for more)"
 	reset_visits
 }
 
@@ -425,6 +474,20 @@ for r in rows:
                   f"{t['p99_ms']:>9.2f}{t['max_ms']:>9.2f}{t['errors']:>8}")
     elif r["scenario"] == "pgbench":
         print(f"{r['label']:<16}{r['tps']:>10.1f}")
+print()
+print("CPU per request, microseconds (warm-up and drain included; from /proc and getrusage)")
+cols = ["troquet", "troquet_pg", "cordee", "cordee_pg", "loadgen"]
+print(f"{'figure':<16}" + "".join(f"{c:>12}" for c in cols) + f"{'total':>10}{'of 2 cores':>11}")
+for r in rows:
+    cpu, p = r.get("cpu_s"), r.get("primary")
+    if not cpu or not p:
+        continue
+    n = p.get("completed", 0) + (r.get("then") or {}).get("completed", 0)
+    if not n:
+        continue
+    vals = [1e6 * cpu.get(c, 0) / n for c in cols]
+    busy = sum(cpu.get(c, 0) for c in cols) / (2 * r.get("wall_s", 1) or 1)
+    print(f"{r['label']:<16}" + "".join(f"{v:>12.0f}" for v in vals) + f"{sum(vals):>10.0f}{100 * busy:>10.0f}%")
 print()
 def check(name, value, target, ok):
     if value is None:

@@ -54,7 +54,9 @@ desk=$("$PASSERELLE_BIN" -c "$work/troquet/passerelle.conf" staff add "Smoke des
 "$BENCH_BIN_DIR/bench_mint" -c "$work/cordee/passerelle.conf" --count 300 \
 	--out "$work/passes.txt" || fail "cannot mint members"
 
-# Check-in then check-out at the host's desk, members reused.
+# Check-in then check-out at the host's desk, members reused.  The check-out
+# is not required to say reported_to_home: the outbox courier may take the
+# completion first (docs/benchmarks.md), which is correct, only slower.
 json=$("$loadgen" --json --label smoke-cycle --concurrency 2 --warmup 0 --duration 5 \
 	--max-requests 60 --tokens "$work/passes.txt" --reuse-tokens \
 	--url "http://127.0.0.1:$host_local/api/v1/checkin" \
@@ -63,7 +65,7 @@ json=$("$loadgen" --json --label smoke-cycle --concurrency 2 --warmup 0 --durati
 	--then-if '"decision":"admit"' \
 	--then-url "http://127.0.0.1:$host_local/api/v1/visits/{visit_id}/checkout" \
 	--then-method POST --then-header "Authorization: Bearer $desk" \
-	--then-expect '"reported_to_home":true') || true
+	--then-expect '"already_closed":false') || true
 check "check-in and check-out at the host" "$json"
 
 # Authorizations straight at the home's federation face, over mutual TLS.

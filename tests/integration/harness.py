@@ -336,7 +336,7 @@ class Node:
                                      f"{START_TIMEOUT}s; its log:\n{tail(self.log)}")
             time.sleep(0.05)
 
-    def stop(self):
+    def stop(self, timeout=STOP_TIMEOUT):
         """SIGTERM, then waits; returns the exit status (None if it had to
         be killed)."""
         if self.proc is None:
@@ -347,7 +347,7 @@ class Node:
                 proc.send_signal(signal.SIGCONT)  # in case a test froze it
             proc.send_signal(signal.SIGTERM)
         try:
-            return proc.wait(timeout=STOP_TIMEOUT)
+            return proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)

@@ -1,10 +1,13 @@
 """The daemon's life: restarts lose nothing, SIGTERM lets requests in flight
 finish, SIGHUP does not stop it, and with no database configured it runs
 its own embedded PostgreSQL."""
+import contextlib
 import json
 import signal
 import threading
 import time
+
+import pytest
 
 from harness import wait_until
 
@@ -34,27 +37,39 @@ def test_restart_keeps_open_visits(federation):
     assert cordee.balance(member) == (4, 4)
 
 
+@pytest.mark.xfail(strict=True, reason="BUG: node/http.c http_loop_main() uses"
+                   " event_base_dispatch(), which returns once http_face_free() has"
+                   " removed the listener and only connections awaiting a worker's"
+                   " reply remain; the reply is never sent and http_face_free() waits"
+                   " forever, so SIGTERM with a request in flight never stops the node")
 def test_sigterm_lets_a_request_in_flight_finish(federation):
     f = federation(config={"troquet": {"visit": {"peer_timeout": "1500ms"}}})
     troquet, cordee = f["troquet"], f["cordee"]
     member, token = cordee.member_with_pass(tickets=5)
     answers = []
+
+    def desk():
+        with contextlib.suppress(OSError):
+            answers.append(troquet.checkin(token, timeout=4))
+
     cordee.proc.send_signal(signal.SIGSTOP)
     try:
-        t = threading.Thread(target=lambda: answers.append(troquet.checkin(token)))
+        t = threading.Thread(target=desk)
         t.start()
         # The check-in is waiting for the frozen home when the stop comes.
         wait_until(lambda: troquet.query_one(
             "select count(*) from host_visits where status = 'pending'") == (1,),
             timeout=5, what="the check-in to reach the home")
         troquet.proc.send_signal(signal.SIGTERM)
-        t.join(timeout=15)
+        t.join(timeout=10)
     finally:
         cordee.proc.send_signal(signal.SIGCONT)
-    assert len(answers) == 1
+    # Bounded: a node that hangs is killed here, not by the fixture.
+    rc = troquet.stop(timeout=3)
+    assert len(answers) == 1, "the front desk got no answer"
     assert answers[0].status == 200, answers[0]
     assert answers[0].json()["reason_code"] == "home_unreachable"
-    assert troquet.stop() == 0
+    assert rc == 0, f"exit status {rc} (None: did not stop within 3 s of the answer)"
     assert troquet.query_one("select count(*) from host_visits where status = 'pending'"
                              ) == (0,)
 
@@ -68,13 +83,10 @@ def test_sighup_does_not_stop_the_node(federation):
     assert troquet.get("/healthz").status == 200
 
 
-def test_start_fails_clearly_on_a_busy_port(federation):
+def test_start_fails_clearly_on_a_bad_listen_address(federation):
     f = federation(spaces=("troquet",))
     troquet = f["troquet"]
-    bad = troquet.dir / "busy.conf"
-    # The same ports as the running node (which has SO_REUSEPORT; a plain
-    # listener elsewhere would be refused, here the second node must see
-    # the port in use or share it, and in no case hang).
+    bad = troquet.dir / "bad-listen.conf"
     bad.write_text(troquet.conf.read_text().replace(
         f"127.0.0.1:{troquet.fed_port}", "256.0.0.1:1"))
     rc, out, err = f.passerelle("-c", bad, "serve", check=False, timeout=20)

@@ -1,0 +1,592 @@
+/*
+ * home.c - the home node's decisions about its members' visits.
+ *
+ * Why one transaction with the member row locked: two hosts may present the
+ * same pass at the same moment; the lock makes the second wait and then see
+ * the first visit open, so exactly one is admitted and exactly one ticket is
+ * debited.  The partial unique index home_visits_one_open is the backstop.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <sodium.h>
+
+#include "db.h"
+#include "home.h"
+#include "jws.h"
+#include "log.h"
+#include "pass.h"
+#include "terms.h"
+#include "util.h"
+#include "visit.h"
+
+#define SQLSTATE_UNIQUE_VIOLATION "23505"
+
+char *
+home_error_body(const char *error, const char *detail)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *s;
+
+	cJSON_AddStringToObject(o, "error", error);
+	cJSON_AddStringToObject(o, "detail", detail);
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+/* What identifies a request: a retry must match it exactly. */
+static void
+home_request_hash(const struct home_request *req, char out[65])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	char rate[48];
+	const char *parts[4] = { req->host, req->visit_id, req->token, rate };
+	uint8_t h[32];
+	unsigned int n = 0;
+
+	snprintf(rate, sizeof(rate), "%d %s", req->rate_cents,
+	    req->currency != NULL ? req->currency : "-");
+	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(parts); i++) {
+		EVP_DigestUpdate(md, parts[i], strlen(parts[i]));
+		EVP_DigestUpdate(md, "\n", 1);
+	}
+	EVP_DigestFinal_ex(md, h, &n);
+	EVP_MD_CTX_free(md);
+	util_hex(h, 32, out);
+}
+
+struct home_answer {
+	const struct home_request *req;
+	const struct pass_claims *claims;
+	bool admitted;
+	const char *reason_code;
+	char reason[320];
+	const char *display_name;
+	const char *plan;
+	int tickets_left;
+};
+
+static void
+home_refuse(struct home_answer *a, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+home_refuse(struct home_answer *a, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	a->admitted = false;
+	a->reason_code = code;
+	va_start(ap, fmt);
+	vsnprintf(a->reason, sizeof(a->reason), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * The receipt: the home's signature over its decision (and the rate the
+ * host announced), verifiable by the host and by anyone holding the
+ * directory.
+ */
+static char *
+home_sign_receipt(struct node *node, const struct home_answer *a)
+{
+	cJSON *p = cJSON_CreateObject();
+	char header[160], kid[64], *payload, *token = NULL;
+	uint8_t sk[64];
+
+	cJSON_AddStringToObject(p, "visit_id", a->req->visit_id);
+	cJSON_AddStringToObject(p, "home", node_space_id(node));
+	cJSON_AddStringToObject(p, "host", a->req->host);
+	cJSON_AddStringToObject(p, "sub", a->claims->sub);
+	cJSON_AddStringToObject(p, "jti", a->claims->jti);
+	cJSON_AddStringToObject(p, "decision", a->admitted ? "admit" : "refuse");
+	if (a->reason_code != NULL)
+		cJSON_AddStringToObject(p, "reason_code", a->reason_code);
+	if (a->tickets_left >= 0)
+		cJSON_AddNumberToObject(p, "tickets_left", a->tickets_left);
+	if (a->req->rate_cents >= 0 && a->req->currency != NULL) {
+		cJSON_AddNumberToObject(p, "rate_cents", a->req->rate_cents);
+		cJSON_AddStringToObject(p, "currency", a->req->currency);
+	}
+	cJSON_AddNumberToObject(p, "iat", (double)util_now());
+	payload = cJSON_PrintUnformatted(p);
+	cJSON_Delete(p);
+	if (payload != NULL && node_pass_key(node, sk, kid, sizeof(kid)) == 0) {
+		snprintf(header, sizeof(header),
+		    "{\"alg\":\"EdDSA\",\"typ\":\"receipt\",\"kid\":\"%s\"}", kid);
+		(void)jws_sign(header, (const uint8_t *)payload, strlen(payload), sk,
+		    &token);
+		sodium_memzero(sk, sizeof(sk));
+	}
+	free(payload);
+	return token;
+}
+
+static char *
+home_answer_body(struct node *node, const struct home_answer *a)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *receipt = home_sign_receipt(node, a), *s;
+
+	cJSON_AddStringToObject(o, "visit_id", a->req->visit_id);
+	cJSON_AddStringToObject(o, "home", node_space_id(node));
+	cJSON_AddStringToObject(o, "host", a->req->host);
+	cJSON_AddStringToObject(o, "decision", a->admitted ? "admit" : "refuse");
+	if (a->reason_code != NULL) {
+		cJSON_AddStringToObject(o, "reason_code", a->reason_code);
+		cJSON_AddStringToObject(o, "reason", a->reason);
+	}
+	if (a->display_name != NULL)
+		cJSON_AddStringToObject(o, "display_name", a->display_name);
+	if (a->plan != NULL)
+		cJSON_AddStringToObject(o, "plan", a->plan);
+	if (a->tickets_left >= 0)
+		cJSON_AddNumberToObject(o, "tickets_left", a->tickets_left);
+	if (receipt != NULL)
+		cJSON_AddStringToObject(o, "receipt", receipt);
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	free(receipt);
+	return s;
+}
+
+/* A stored answer for the visit: 1 found (status and body set), 0 none. */
+static int
+home_stored_answer(PGconn *conn, const char *visit_id, const char *hash,
+    int *ret_status, char **ret_body)
+{
+	const char *params[] = { visit_id };
+	PGresult *res;
+	int r = 0;
+
+	res = db_query(conn, "select request_hash, response from home_visits"
+	    " where visit_id = $1", 1, params);
+	if (res == NULL)
+		return -EIO;
+	if (PQntuples(res) == 1) {
+		if (strcmp(PQgetvalue(res, 0, 0), hash) == 0) {
+			*ret_status = 200;
+			*ret_body = strdup(PQgetvalue(res, 0, 1));
+		} else {
+			*ret_status = 409;
+			*ret_body = home_error_body("conflict",
+			    "this visit id was already used with a different request");
+		}
+		r = 1;
+	}
+	PQclear(res);
+	return r;
+}
+
+/*
+ * The member's standing and plan, the roaming terms and caps, one place at
+ * a time: the first rule broken refuses.  0, or <0 on a database error.
+ */
+static int
+home_check_rules(struct node *node, PGconn *conn, PGresult *m, struct home_answer *a)
+{
+	const struct config *cfg = node_config(node);
+	const char *member_id = PQgetvalue(m, 0, 0);
+	bool roaming = strcmp(a->req->host, node_space_id(node)) != 0;
+	PGresult *res;
+
+	if (strcmp(PQgetvalue(m, 0, 6), "t") == 0) {
+		home_refuse(a, "revoked", "This pass has been revoked by its home space.");
+		return 0;
+	}
+	if (strcmp(PQgetvalue(m, 0, 1), "active") != 0) {
+		home_refuse(a, "suspended", "This membership is suspended at its home space.");
+		return 0;
+	}
+	if (strcmp(PQgetvalue(m, 0, 5), "t") != 0) {
+		home_refuse(a, "plan_expired", "This member's plan is not valid today"
+		    " (valid %s to %s) at their home space.",
+		    PQgetisnull(m, 0, 7) ? "from the start" : PQgetvalue(m, 0, 7),
+		    PQgetisnull(m, 0, 8) ? "the end" : PQgetvalue(m, 0, 8));
+		return 0;
+	}
+	if (roaming) {
+		struct terms t;
+
+		if (terms_get(cfg, conn, a->req->host, &t) < 0)
+			return -EIO;
+		if (!t.allow_roaming) {
+			home_refuse(a, "roaming_not_allowed", "This member's home space does"
+			    " not let its members work at %s.", a->req->host);
+			return 0;
+		}
+	}
+	if (roaming && !PQgetisnull(m, 0, 9)) {
+		/* The monthly plan's cap of half-days spent at other spaces. */
+		const char *params[3] = { member_id, node_space_id(node), cfg->timezone };
+		int cap = atoi(PQgetvalue(m, 0, 9)), used;
+
+		res = db_query(conn, "select coalesce(sum(coalesce(units, 1)), 0)"
+		    " from home_visits where member_id = $1 and host <> $2"
+		    " and decision = 'admit' and authorized_at >="
+		    " date_trunc('month', now() at time zone $3) at time zone $3",
+		    3, params);
+		if (res == NULL)
+			return -EIO;
+		used = atoi(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		if (used >= cap) {
+			home_refuse(a, "roaming_cap", "This member has used the %d half-days"
+			    " a month their plan allows at other spaces.", cap);
+			return 0;
+		}
+	}
+	if (a->tickets_left == 0) {
+		home_refuse(a, "no_tickets", "No half-day tickets left: the member can"
+		    " top up at their home space.");
+		return 0;
+	}
+	{
+		const char *params[1] = { member_id };
+
+		res = db_query(conn, "select host from home_visits where member_id = $1"
+		    " and decision = 'admit' and checked_out_at is null", 1, params);
+		if (res == NULL)
+			return -EIO;
+		if (PQntuples(res) > 0)
+			home_refuse(a, "already_checked_in", "Already checked in at %s:"
+			    " check out there first.", PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
+	return 0;
+}
+
+/*
+ * Decides inside the caller's transaction.  0 with the status and body set;
+ * -EAGAIN when a concurrent request for the same visit won (the caller rolls
+ * back and asks again); <0 on a database error.
+ */
+static int
+home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
+    const char *hash, const struct pass_claims *claims, int *ret_status,
+    char **ret_body)
+{
+	const struct config *cfg = node_config(node);
+	struct home_answer a;
+	PGresult *m = NULL;
+	char rate[16];
+	const char *params[3];
+	int r;
+
+	memset(&a, 0, sizeof(a));
+	a.req = req;
+	a.claims = claims;
+	a.tickets_left = -1;
+	a.admitted = true;
+
+	params[0] = claims->jti;
+	params[1] = claims->sub;
+	params[2] = cfg->timezone;
+	m = db_query(conn,
+	    "select m.id, m.status, m.plan, m.display_name, m.tickets,"
+	    "  (m.valid_until is null or m.valid_until >= (now() at time zone $3)::date)"
+	    "  and (m.valid_from is null or m.valid_from <= (now() at time zone $3)::date),"
+	    "  p.revoked_at is not null, m.valid_from::text, m.valid_until::text,"
+	    "  m.roam_cap"
+	    " from passes p join members m on m.id = p.member_id"
+	    " where p.jti = $1 and m.pseudonym = $2"
+	    " for update of m", 3, params);
+	if (m == NULL)
+		return -EIO;
+	if (PQntuples(m) != 1) {
+		/* Nothing to record: no member of ours stands behind this pass. */
+		PQclear(m);
+		home_refuse(&a, "unknown_pass", "This pass is not known at its home"
+		    " space: ask the member for a new pass.");
+		*ret_status = 200;
+		*ret_body = home_answer_body(node, &a);
+		return 0;
+	}
+	a.display_name = PQgetvalue(m, 0, 3);
+	a.plan = PQgetvalue(m, 0, 2);
+	if (strcmp(a.plan, "tickets") == 0)
+		a.tickets_left = atoi(PQgetvalue(m, 0, 4));
+
+	/* Another request for this visit may have been stored while we waited. */
+	r = home_stored_answer(conn, req->visit_id, hash, ret_status, ret_body);
+	if (r != 0)
+		goto out;
+	r = home_check_rules(node, conn, m, &a);
+	if (r < 0)
+		goto out;
+	if (a.admitted && a.tickets_left > 0) {
+		const char *p3[3] = { PQgetvalue(m, 0, 0), req->visit_id, req->host };
+		PGresult *res = db_query(conn,
+		    "with debit as (update members set tickets = tickets - 1"
+		    "   where id = $1 returning tickets),"
+		    " movement as (insert into ticket_movements"
+		    "   (member_id, delta, reason, visit_id, actor)"
+		    "   values ($1, -1, 'visit', $2, 'host:' || $3))"
+		    " select tickets from debit", 3, p3);
+
+		if (res == NULL) {
+			r = strcmp(db_last_sqlstate(), SQLSTATE_UNIQUE_VIOLATION) == 0 ?
+			    -EAGAIN : -EIO;
+			goto out;
+		}
+		a.tickets_left = atoi(PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
+	*ret_body = home_answer_body(node, &a);
+	if (*ret_body == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	snprintf(rate, sizeof(rate), "%d", req->rate_cents);
+	{
+		const char *p10[10] = { req->visit_id, req->host, PQgetvalue(m, 0, 0),
+		    claims->jti, a.admitted ? "admit" : "refuse", a.reason_code, hash,
+		    *ret_body, req->rate_cents >= 0 ? rate : NULL, req->currency };
+
+		if (db_exec(conn, "insert into home_visits (visit_id, host, member_id,"
+		    " jti, decision, reason_code, request_hash, response, rate_cents,"
+		    " currency) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+		    10, p10) < 0) {
+			r = strcmp(db_last_sqlstate(), SQLSTATE_UNIQUE_VIOLATION) == 0 ?
+			    -EAGAIN : -EIO;
+			free(*ret_body);
+			*ret_body = NULL;
+			goto out;
+		}
+	}
+	*ret_status = 200;
+	r = 0;
+out:
+	PQclear(m);
+	return r;
+}
+
+int
+home_decide(struct node *node, PGconn *conn, const struct home_request *req,
+    bool in_txn, int *ret_status, char **ret_body)
+{
+	const struct config *cfg = node_config(node);
+	struct node_directory *nd;
+	struct pass_claims claims;
+	char hash[65];
+	int r, pr;
+
+	*ret_body = NULL;
+	if (!visit_id_valid(req->visit_id)) {
+		*ret_status = 400;
+		*ret_body = home_error_body("bad_request", "visit_id must be a lower-case UUID");
+		return 0;
+	}
+	home_request_hash(req, hash);
+	for (int attempt = 0; attempt < 3; attempt++) {
+		if (!in_txn && db_begin(conn) < 0)
+			return -EIO;
+		r = home_stored_answer(conn, req->visit_id, hash, ret_status, ret_body);
+		if (r != 0)
+			goto done;
+
+		nd = node_directory_get(node);
+		pr = pass_verify(req->token, util_now(), cfg->pass_leeway,
+		    directory_pass_key_lookup, nd != NULL ? nd->dir : NULL, &claims);
+		node_directory_put(node, nd);
+		if (pr == PASS_OK && strcmp(claims.iss, node_space_id(node)) != 0)
+			pr = PASS_ERR_UNKNOWN_KEY;
+		if (pr != PASS_OK) {
+			cJSON *o = cJSON_CreateObject();
+
+			cJSON_AddStringToObject(o, "visit_id", req->visit_id);
+			cJSON_AddStringToObject(o, "home", node_space_id(node));
+			cJSON_AddStringToObject(o, "host", req->host);
+			cJSON_AddStringToObject(o, "decision", "refuse");
+			cJSON_AddStringToObject(o, "reason_code", pass_error_code(pr));
+			cJSON_AddStringToObject(o, "reason", pass_error_message(pr));
+			*ret_body = cJSON_PrintUnformatted(o);
+			cJSON_Delete(o);
+			*ret_status = 200;
+			r = 0;
+			goto done;
+		}
+		r = home_decide_txn(node, conn, req, hash, &claims, ret_status, ret_body);
+done:
+		if (in_txn)
+			return r;
+		if (r == 0) {
+			if (db_commit(conn) < 0) {
+				free(*ret_body);
+				*ret_body = NULL;
+				return -EIO;
+			}
+			return 0;
+		}
+		db_rollback(conn);
+		if (r != -EAGAIN)
+			return r;
+	}
+	return -EIO;
+}
+
+void
+home_authorize(struct node *node, PGconn *conn, const char *host,
+    const cJSON *req, int *ret_status, char **ret_body)
+{
+	const cJSON *vid = cJSON_GetObjectItemCaseSensitive(req, "visit_id");
+	const cJSON *tok = cJSON_GetObjectItemCaseSensitive(req, "pass");
+	const cJSON *rate = cJSON_GetObjectItemCaseSensitive(req, "rate_cents");
+	const cJSON *cur = cJSON_GetObjectItemCaseSensitive(req, "currency");
+	struct home_request hr;
+
+	if (!cJSON_IsString(vid) || !cJSON_IsString(tok) ||
+	    (rate != NULL && (!cJSON_IsNumber(rate) || rate->valuedouble < 0 ||
+	    rate->valuedouble > 10000000 ||
+	    rate->valuedouble != (double)(int)rate->valuedouble)) ||
+	    (cur != NULL && (!cJSON_IsString(cur) || strlen(cur->valuestring) != 3))) {
+		*ret_status = 400;
+		*ret_body = home_error_body("bad_request", "expected {\"visit_id\": UUID,"
+		    " \"pass\": TOKEN, \"rate_cents\": N, \"currency\": \"EUR\"}");
+		return;
+	}
+	if (strlen(tok->valuestring) > PASS_MAX_TOKEN) {
+		*ret_status = 400;
+		*ret_body = home_error_body("bad_request", "the pass is too long");
+		return;
+	}
+	hr.host = host;
+	hr.visit_id = vid->valuestring;
+	hr.token = tok->valuestring;
+	hr.rate_cents = rate != NULL ? rate->valueint : -1;
+	hr.currency = cur != NULL ? cur->valuestring : NULL;
+	if (home_decide(node, conn, &hr, false, ret_status, ret_body) < 0) {
+		*ret_status = 503;
+		*ret_body = home_error_body("unavailable",
+		    "the home node cannot reach its database; retry");
+	}
+}
+
+int
+home_complete_visit(struct node *node, PGconn *conn, const char *host,
+    const char *visit_id, const char *checked_out_at, int units, bool in_txn,
+    bool *ret_already)
+{
+	const struct config *cfg = node_config(node);
+	char units_s[16];
+	const char *params[4] = { visit_id, host, checked_out_at, units_s };
+	PGresult *res;
+	int r = -EIO;
+
+	*ret_already = false;
+	snprintf(units_s, sizeof(units_s), "%d", units);
+	if (!in_txn && db_begin(conn) < 0)
+		return -EIO;
+	/*
+	 * The first report sets the times; a duplicate or a late repeat finds
+	 * them set and changes nothing.
+	 */
+	res = db_query(conn,
+	    "update home_visits v set checked_out_at = $3, units = $4"
+	    " from members m where v.visit_id = $1 and v.host = $2"
+	    " and v.decision = 'admit' and v.checked_out_at is null"
+	    " and m.id = v.member_id"
+	    " returning v.member_id, m.plan", 4, params);
+	if (res == NULL)
+		goto out;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		res = db_query(conn, "select 1 from home_visits where visit_id = $1"
+		    " and host = $2 and decision = 'admit'", 2, params);
+		if (res == NULL)
+			goto out;
+		r = PQntuples(res) == 1 ? 0 : -ENOENT;
+		*ret_already = r == 0;
+		PQclear(res);
+		goto out;
+	}
+	if (units > 1 && strcmp(PQgetvalue(res, 0, 1), "tickets") == 0) {
+		struct terms t;
+
+		if (terms_get(cfg, conn, host, &t) < 0) {
+			PQclear(res);
+			goto out;
+		}
+		if (t.ticket_per_unit) {
+			/*
+			 * One ticket per unit: the check-in paid the first; the
+			 * others are debited as far as the balance goes (never
+			 * below zero), and what it cannot cover is kept on the
+			 * visit for the manager.
+			 */
+			char extra[16];
+			const char *p4[4] = { PQgetvalue(res, 0, 0), extra, visit_id, host };
+			PGresult *d;
+
+			snprintf(extra, sizeof(extra), "%d", units - 1);
+			d = db_query(conn,
+			    "with m as (select id, least(tickets, $2::int) as n from members"
+			    "   where id = $1 for update),"
+			    " debit as (update members set tickets = tickets - m.n from m"
+			    "   where members.id = m.id returning m.n),"
+			    " movement as (insert into ticket_movements (member_id, delta,"
+			    "   reason, visit_id, actor) select $1, -n, 'visit_unit', $3,"
+			    "   'host:' || $4 from debit where n > 0)"
+			    " update home_visits set unpaid_units = $2::int - (select n from debit)"
+			    " where visit_id = $3", 4, p4);
+			if (d == NULL) {
+				PQclear(res);
+				goto out;
+			}
+			PQclear(d);
+		}
+	}
+	PQclear(res);
+	r = 0;
+out:
+	if (!in_txn) {
+		if (r == 0 && db_commit(conn) < 0)
+			r = -EIO;
+		else if (r != 0)
+			db_rollback(conn);
+	}
+	return r;
+}
+
+void
+home_complete(struct node *node, PGconn *conn, const char *host,
+    const cJSON *req, int *ret_status, char **ret_body)
+{
+	const cJSON *vid = cJSON_GetObjectItemCaseSensitive(req, "visit_id");
+	const cJSON *in = cJSON_GetObjectItemCaseSensitive(req, "checked_in_at");
+	const cJSON *out = cJSON_GetObjectItemCaseSensitive(req, "checked_out_at");
+	const cJSON *units = cJSON_GetObjectItemCaseSensitive(req, "units");
+	bool already = false;
+	int64_t t;
+	int r;
+
+	if (!cJSON_IsString(vid) || !visit_id_valid(vid->valuestring) ||
+	    !cJSON_IsString(out) || util_parse_time(out->valuestring, &t) < 0 ||
+	    !cJSON_IsNumber(units) || units->valueint < 0 || units->valueint > 100 ||
+	    (in != NULL && !cJSON_IsString(in))) {
+		*ret_status = 400;
+		*ret_body = home_error_body("bad_request", "expected {\"visit_id\": UUID,"
+		    " \"checked_out_at\": RFC3339, \"units\": N}");
+		return;
+	}
+	r = home_complete_visit(node, conn, host, vid->valuestring, out->valuestring,
+	    units->valueint, false, &already);
+	if (r == 0) {
+		*ret_status = 200;
+		*ret_body = strdup(already ? "{\"status\":\"already_recorded\"}" :
+		    "{\"status\":\"recorded\"}");
+	} else if (r == -ENOENT) {
+		*ret_status = 404;
+		*ret_body = home_error_body("unknown_visit",
+		    "no admitted visit with this id from your space");
+	} else {
+		*ret_status = 503;
+		*ret_body = home_error_body("unavailable", "database unavailable; retry");
+	}
+}

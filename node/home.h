@@ -1,0 +1,56 @@
+/*
+ * home.h - the home's side of a visit: deciding about its own member, and
+ * recording the visit's completion.
+ *
+ * One transaction decides: the member row is locked, the member's standing,
+ * plan, caps and roaming terms are checked, a ticket is debited together with
+ * its ledger row, and the visit is stored with the exact response, which a
+ * retry of the same visit id gets back byte for byte.  A member holds at most
+ * one open visit anywhere (a partial unique index backs the check).
+ */
+#ifndef PASSERELLE_HOME_H
+#define PASSERELLE_HOME_H
+
+#include <stdbool.h>
+
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+
+#include "node.h"
+
+struct home_request {
+	const char *host;		/* from the caller's certificate */
+	const char *visit_id;
+	const char *token;
+	int rate_cents;			/* the host's rate, frozen; -1: none */
+	const char *currency;		/* NULL: none */
+};
+
+/*
+ * Decides (in_txn: inside the caller's transaction, for a local check-in);
+ * returns 0 with the HTTP status and a malloc'ed JSON body, or <0 when the
+ * database failed.
+ */
+int home_decide(struct node *node, PGconn *conn, const struct home_request *req,
+    bool in_txn, int *ret_status, char **ret_body);
+
+/*
+ * Records that a visit ended (units counted by the host), debiting extra
+ * tickets where the terms say one ticket per unit.  Repeats are harmless:
+ * *ret_already tells that it was recorded before.  -ENOENT: no admitted visit
+ * with this id from host.
+ */
+int home_complete_visit(struct node *node, PGconn *conn, const char *host,
+    const char *visit_id, const char *checked_out_at, int units, bool in_txn,
+    bool *ret_already);
+
+/* Federation handlers: POST /federation/v1/authorize and /complete. */
+void home_authorize(struct node *node, PGconn *conn, const char *host,
+    const cJSON *req, int *ret_status, char **ret_body);
+void home_complete(struct node *node, PGconn *conn, const char *host,
+    const cJSON *req, int *ret_status, char **ret_body);
+
+/* {"error": ..., "detail": ...} as a malloc'ed string. */
+char *home_error_body(const char *error, const char *detail);
+
+#endif
