@@ -6,12 +6,14 @@
  * certificate (its SAN URI) and must be in the current directory with the
  * same key pin; nothing in the request body can claim another identity.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
 
 #include "http.h"
 #include "log.h"
+#include "revocation.h"
 #include "server.h"
 #include "home.h"
 
@@ -111,6 +113,15 @@ fed_handle(struct http_job *job, void *worker, void *arg)
 		else
 			http_reply_text(job, 200, "application/jose", nd->token);
 		node_directory_put(w->node, nd);
+	} else if (strcmp(job->path, "/federation/v1/revocations") == 0) {
+		PGconn *conn = server_worker_db(w);
+		char *token = NULL;
+
+		if (conn == NULL || revocation_publish(w->node, conn, &token) < 0)
+			http_reply_error(job, 503, "unavailable", "cannot list revocations");
+		else
+			http_reply_text(job, 200, "application/jose", token);
+		free(token);
 	} else if (strcmp(job->path, "/federation/v1/ping") == 0) {
 		cJSON *o = cJSON_CreateObject();
 

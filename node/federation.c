@@ -671,6 +671,7 @@ federation_check_details(const cJSON *req, char *err, size_t errlen)
 	static const char *const known[] = { "v", "id", "name", "city", "address",
 	    "lat", "lon", "url", "dns", "ips", "hours", "capacity", "services",
 	    "contact", "csr", "pass_key" };
+	static const char *const required[] = { "v", "id", "name", "url", "dns" };
 	const cJSON *item;
 	const char *s;
 	int64_t v;
@@ -687,6 +688,12 @@ federation_check_details(const cJSON *req, char *err, size_t errlen)
 			found = strcmp(item->string, known[i]) == 0;
 		if (!found) {
 			federation_err(err, errlen, "unknown field '%s'", item->string);
+			return -EINVAL;
+		}
+	}
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(required); i++) {
+		if (json_absent(req, required[i])) {
+			federation_err(err, errlen, "field '%s' is missing", required[i]);
 			return -EINVAL;
 		}
 	}
@@ -837,7 +844,7 @@ federation_check_csr(const char *pem, const char *id, const char *dns,
 			goto out;
 		}
 	} else if (type != EVP_PKEY_ED25519) {
-		const char *name = OBJ_nid2sn(type);
+		const char *name = EVP_PKEY_get0_type_name(pkey);
 
 		federation_err(err, errlen, "the CSR's key is %s (%d bits): node keys "
 		    "must be EC P-256 or Ed25519", name != NULL ? name : "of an unknown "
@@ -1502,6 +1509,57 @@ out:
 }
 
 /*
+ * The directories that announced each directory-signing key since the
+ * first, oldest first: with them a node that trusts an older key can follow
+ * the roll-overs to the key that signs today (`passerelle join` does).
+ */
+static int
+federation_bundle_announcements(const struct federation *f, cJSON *bundle, char *err,
+    size_t errlen)
+{
+	const cJSON *signing = cJSON_GetObjectItemCaseSensitive(f->desc, "signing");
+	const cJSON *retired = cJSON_GetObjectItemCaseSensitive(signing, "retired");
+	const cJSON *keys[FEDERATION_MAX_KEYS + 1], *e;
+	cJSON *list = NULL;
+	size_t n = 0;
+	int r = 0;
+
+	/* The retired keys in the order they served, then the current one. */
+	cJSON_ArrayForEach(e, retired)
+		if (n < FEDERATION_MAX_KEYS)
+			keys[n++] = e;
+	keys[n++] = signing;
+	for (size_t i = 0; i < n; i++) {
+		char rel[64], *path, *token = NULL;
+		int64_t serial;
+
+		e = keys[i];
+
+		if (json_int(e, "announced_in", &serial) < 0)
+			continue;
+		snprintf(rel, sizeof(rel), "published/directory-%lld.jws", (long long)serial);
+		path = federation_path(f, rel);
+		r = util_read_file(path, DIRECTORY_MAX_TOKEN, &token, NULL);
+		if (r < 0) {
+			federation_err(err, errlen, "cannot read %s, which announced key %s: "
+			    "%s", path, json_str(e, "kid"), strerror(-r));
+			free(path);
+			return r;
+		}
+		free(path);
+		token[strcspn(token, "\r\n")] = '\0';
+		if (list == NULL)
+			list = cJSON_AddArrayToObject(bundle, "coordinator_announcements");
+		if (list == NULL || !cJSON_AddItemToArray(list, cJSON_CreateString(token)))
+			r = -ENOMEM;
+		free(token);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/*
  * A join (or renewal) bundle: what a space needs to take its place, for
  * `passerelle join`.  Nothing in it is secret.
  */
@@ -1540,8 +1598,14 @@ federation_write_bundle(const struct federation *f, const char *id, const char *
 	    cJSON_AddStringToObject(b, "ca", ca) == NULL ||
 	    cJSON_AddStringToObject(b, "directory", token) == NULL ||
 	    cJSON_AddStringToObject(b, "coordinator_key", pub) == NULL ||
-	    cJSON_AddStringToObject(b, "crl", crl) == NULL ||
-	    (text = cJSON_Print(b)) == NULL) {
+	    cJSON_AddStringToObject(b, "crl", crl) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = federation_bundle_announcements(f, b, err, errlen);
+	if (r < 0)
+		goto out;
+	if ((text = cJSON_Print(b)) == NULL) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -2616,6 +2680,12 @@ federation_roll_start(struct federation *f, const char *kid_opt, char *err,
 	    cJSON_AddStringToObject(next, "key", "signing/directory-next.key") == NULL ||
 	    cJSON_AddStringToObject(next, "public", "signing/directory-next.pub") == NULL ||
 	    cJSON_AddStringToObject(next, "x", x) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	/* The directory about to be signed is the new key's announcement. */
+	json_int(f->desc, "serial", &serial);
+	if (cJSON_AddNumberToObject(next, "announced_in", (double)(serial + 1)) == NULL) {
 		r = -ENOMEM;
 		goto out;
 	}

@@ -59,8 +59,8 @@ int federation_url_check(const char *url, int *ret_port);
 int federation_check_details(const cJSON *req, char *err, size_t errlen);
 
 /*
- * Checks a whole join request (docs/coordinating.md): its version, every field's
- * type and range, no unknown field, the certificate request (PEM, its
+ * Checks a whole join request (docs/coordinating.md): its version, every
+ * field's type and range, no unknown field, the certificate request (PEM, its
  * self-signature, an EC P-256 or Ed25519 key, and that any names it asks
  * for agree with the request) and the pass-signing key (32 bytes, a valid
  * Ed25519 point).  Returns 0, or -EINVAL with the reason in err.

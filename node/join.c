@@ -572,7 +572,8 @@ static int
 join_bundle_read(const char *path, struct join_bundle *b, char *err, size_t errlen)
 {
 	static const char *const known[] = { "v", "kind", "space", "federation",
-	    "certificate", "ca", "directory", "coordinator_key", "crl" };
+	    "certificate", "ca", "directory", "coordinator_key", "crl",
+	    "coordinator_announcements" };
 	static const char *const required[] = { "space", "certificate", "ca",
 	    "directory", "coordinator_key" };
 	const cJSON *item, *v;
@@ -608,6 +609,23 @@ join_bundle_read(const char *path, struct join_bundle *b, char *err, size_t errl
 		if (!found) {
 			snprintf(err, errlen, "%s: unknown field '%s'", path, item->string);
 			goto out;
+		}
+		if (strcmp(item->string, "coordinator_announcements") == 0) {
+			const cJSON *t;
+
+			if (!cJSON_IsArray(item) || cJSON_GetArraySize(item) > 16) {
+				snprintf(err, errlen, "%s: coordinator_announcements must be "
+				    "a list of at most 16 directories", path);
+				goto out;
+			}
+			cJSON_ArrayForEach(t, item) {
+				if (!cJSON_IsString(t)) {
+					snprintf(err, errlen, "%s: coordinator_announcements "
+					    "must be a list of directories", path);
+					goto out;
+				}
+			}
+			continue;
 		}
 		if (strcmp(item->string, "v") != 0 && !cJSON_IsString(item)) {
 			snprintf(err, errlen, "%s: field '%s' must be text", path,
@@ -689,45 +707,74 @@ out:
 	return r;
 }
 
+/* Adds the keys a verified directory announces to a trust set. */
+static void
+join_trust_announced(const struct directory *dir, struct directory_trust *trust,
+    size_t *ntrust, size_t max)
+{
+	for (size_t k = 0; k < directory_coordinator_key_count(dir); k++) {
+		const struct directory_trust *t = directory_coordinator_key(dir, k);
+		bool known = false;
+
+		for (size_t j = 0; j < *ntrust; j++)
+			known = known || memcmp(trust[j].pk, t->pk, 32) == 0;
+		if (!known && *ntrust < max) {
+			memcpy(trust[*ntrust].pk, t->pk, 32);
+			trust[(*ntrust)++].kid = NULL;
+		}
+	}
+}
+
 /*
  * Whether this node may take the bundle's coordinator key: the key it has
- * already, or a key that the directory it holds (signed by the key it has)
- * announces for later directories (a rolled-over key).
+ * already, or a key announced by a directory that a key it trusts signed
+ * (a roll-over): the installed directory, then the bundle's announcements
+ * in order, so that several roll-overs are followed one after the other.
+ * Announcements are old by nature: their expiry does not matter here, only
+ * who signed them.
  */
 static int
-join_coordinator_trusted(const struct config *cfg, const uint8_t pk[32], char *err,
-    size_t errlen)
+join_coordinator_trusted(const struct config *cfg, const struct join_bundle *b,
+    char *err, size_t errlen)
 {
-	uint8_t have[32];
-	char *token = NULL;
-	size_t len = 0;
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(b->doc,
+	    "coordinator_announcements"), *t;
+	struct directory_trust trust[64];
 	struct directory *dir = NULL;
+	char *token = NULL;
+	size_t len = 0, ntrust = 0;
 	int r;
 
 	if (access(cfg->directory_key, F_OK) < 0)
 		return 0;	/* the first join: the bundle brings the key */
-	r = key_load_public(cfg->directory_key, have);
+	memset(trust, 0, sizeof(trust));
+	r = key_load_public(cfg->directory_key, trust[0].pk);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot read the installed coordinator key %s: %s",
 		    cfg->directory_key, strerror(-r));
 		return r;
 	}
-	if (sodium_memcmp(have, pk, 32) == 0)
-		return 0;
-	r = -EKEYREJECTED;
+	ntrust = 1;
 	if (util_read_file(cfg->directory_file, DIRECTORY_MAX_TOKEN, &token, &len) == 0 &&
-	    directory_load(token, len, have, util_now(), &dir, NULL) == 0) {
-		for (size_t k = 0; k < directory_coordinator_key_count(dir); k++)
-			if (sodium_memcmp(directory_coordinator_key(dir, k)->pk, pk, 32) == 0)
-				r = 0;
-	}
-	if (r < 0)
-		snprintf(err, errlen, "the bundle's coordinator key is not the one installed "
-		    "(%s), and the installed directory does not announce it: a bundle "
-		    "from another coordinator?", cfg->directory_key);
+	    directory_load_trusted(token, len, trust, ntrust, 0, &dir, NULL) == 0)
+		join_trust_announced(dir, trust, &ntrust, UTIL_ARRAY_SIZE(trust));
 	directory_free(dir);
+	dir = NULL;
 	free(token);
-	return r;
+	cJSON_ArrayForEach(t, list) {
+		if (directory_load_trusted(t->valuestring, strlen(t->valuestring), trust,
+		    ntrust, 0, &dir, NULL) == 0)
+			join_trust_announced(dir, trust, &ntrust, UTIL_ARRAY_SIZE(trust));
+		directory_free(dir);
+		dir = NULL;
+	}
+	for (size_t k = 0; k < ntrust; k++)
+		if (sodium_memcmp(trust[k].pk, b->coordinator_pk, 32) == 0)
+			return 0;
+	snprintf(err, errlen, "the bundle's coordinator key is not the one installed "
+	    "(%s), and no directory signed with it announces the new one: a bundle "
+	    "from another coordinator?", cfg->directory_key);
+	return -EKEYREJECTED;
 }
 
 /* The installed directory's serial (0 when there is none that verifies). */
@@ -871,7 +918,7 @@ join_bundle_check(const struct config *cfg, const char *key_path, struct join_bu
 		    cfg->space_id);
 		return -EINVAL;
 	}
-	r = join_coordinator_trusted(cfg, b->coordinator_pk, err, errlen);
+	r = join_coordinator_trusted(cfg, b, err, errlen);
 	if (r < 0)
 		return r;
 	installed = join_installed_serial(cfg, b->coordinator_pk);

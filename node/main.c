@@ -24,6 +24,7 @@
 #include "join.h"
 #include "key.h"
 #include "log.h"
+#include "manage.h"
 #include "member.h"
 #include "node.h"
 #include "pass.h"
@@ -188,232 +189,6 @@ cmd_config_reference(int argc, char **argv)
 	if (cli_parse_options(argc, argv, NULL) != argc)
 		cli_die_usage("config reference takes no arguments");
 	config_print_reference(stdout);
-	return 0;
-}
-
-/* ------------------------------------------------------------ manager */
-
-static void
-print_member(const cJSON *m)
-{
-	const cJSON *v;
-
-	printf("member %d  %s\n", cJSON_GetObjectItem(m, "id")->valueint,
-	    cJSON_GetObjectItem(m, "full_name")->valuestring);
-	printf("  display name  %s\n", cJSON_GetObjectItem(m, "display_name")->valuestring);
-	printf("  pseudonym     %s\n", cJSON_GetObjectItem(m, "pseudonym")->valuestring);
-	if ((v = cJSON_GetObjectItem(m, "email")) != NULL && v->valuestring[0] != '\0')
-		printf("  e-mail        %s\n", v->valuestring);
-	printf("  plan          %s", cJSON_GetObjectItem(m, "plan")->valuestring);
-	if ((v = cJSON_GetObjectItem(m, "tickets")) != NULL)
-		printf(", %d half-day ticket%s left", v->valueint, v->valueint == 1 ? "" : "s");
-	if ((v = cJSON_GetObjectItem(m, "valid_until")) != NULL)
-		printf(", valid until %s", v->valuestring);
-	printf("\n  status        %s\n", cJSON_GetObjectItem(m, "status")->valuestring);
-}
-
-static int
-cmd_member_add(int argc, char **argv)
-{
-	const char *display = NULL, *email = NULL, *plan = "tickets", *tickets = "0",
-	    *until = NULL;
-	const struct cli_opt opts[] = {
-		{ "display-name", true, &display, NULL },
-		{ "email", true, &email, NULL },
-		{ "plan", true, &plan, NULL },
-		{ "tickets", true, &tickets, NULL },
-		{ "until", true, &until, NULL },
-		{ NULL, false, NULL, NULL },
-	};
-	struct member_new mn;
-	struct cli_session s;
-	cJSON *m = NULL;
-	char err[256];
-	int i = cli_parse_options(argc, argv, opts), r;
-
-	if (argc - i != 1)
-		cli_die_usage("member add takes the member's full name (quoted)");
-	memset(&mn, 0, sizeof(mn));
-	mn.full_name = argv[i];
-	mn.display_name = display;
-	mn.email = email;
-	mn.plan = plan;
-	mn.tickets = cli_parse_int(tickets, "--tickets", 0, 10000);
-	mn.valid_until = until;
-	mn.actor = "cli";
-	cli_session_open(&s, 0);
-	r = member_add(s.conn, &mn, &m, err, sizeof(err));
-	if (r == 0) {
-		if (cli_json)
-			cli_print_json(m);
-		else
-			print_member(m);
-	}
-	cJSON_Delete(m);
-	cli_session_close(&s);
-	return r == 0 ? 0 : cli_fail("%s", err);
-}
-
-static int
-cmd_member_list(int argc, char **argv)
-{
-	struct cli_session s;
-	cJSON *a = NULL, *m;
-
-	if (cli_parse_options(argc, argv, NULL) != argc)
-		cli_die_usage("member list takes no arguments");
-	cli_session_open(&s, 0);
-	if (member_list(s.conn, &a) < 0) {
-		cli_session_close(&s);
-		return cli_fail("cannot list the members");
-	}
-	if (cli_json) {
-		cli_print_json(a);
-	} else {
-		printf("%-5s %-22s %-16s %-8s %-8s %s\n", "ID", "NAME", "PSEUDONYM", "PLAN",
-		    "TICKETS", "STATUS");
-		cJSON_ArrayForEach(m, a) {
-			const cJSON *t = cJSON_GetObjectItem(m, "tickets");
-			char tk[16] = "-";
-
-			if (t != NULL)
-				snprintf(tk, sizeof(tk), "%d", t->valueint);
-			printf("%-5d %-22.22s %-16s %-8s %-8s %s\n",
-			    cJSON_GetObjectItem(m, "id")->valueint,
-			    cJSON_GetObjectItem(m, "full_name")->valuestring,
-			    cJSON_GetObjectItem(m, "pseudonym")->valuestring,
-			    cJSON_GetObjectItem(m, "plan")->valuestring, tk,
-			    cJSON_GetObjectItem(m, "status")->valuestring);
-		}
-	}
-	cJSON_Delete(a);
-	cli_session_close(&s);
-	return 0;
-}
-
-static int
-cmd_member_show(int argc, char **argv)
-{
-	struct cli_session s;
-	cJSON *m = NULL;
-	char err[256];
-	int i = cli_parse_options(argc, argv, NULL), r;
-
-	if (argc - i != 1)
-		cli_die_usage("member show takes one member (id, pseudonym or e-mail)");
-	cli_session_open(&s, 0);
-	r = member_show(s.conn, argv[i], &m, err, sizeof(err));
-	if (r == 0) {
-		if (cli_json)
-			cli_print_json(m);
-		else
-			print_member(m);
-	}
-	cJSON_Delete(m);
-	cli_session_close(&s);
-	return r == 0 ? 0 : cli_fail("%s", err);
-}
-
-static int
-cmd_member_topup(int argc, char **argv)
-{
-	struct cli_session s;
-	cJSON *m = NULL;
-	char err[256];
-	int i = cli_parse_options(argc, argv, NULL), r, n;
-
-	if (argc - i != 2)
-		cli_die_usage("member topup takes a member and a number of tickets");
-	n = cli_parse_int(argv[i + 1], "the number of tickets", 1, 10000);
-	cli_session_open(&s, 0);
-	r = member_topup(s.conn, argv[i], n, "cli", &m, err, sizeof(err));
-	if (r == 0) {
-		if (cli_json)
-			cli_print_json(m);
-		else
-			print_member(m);
-	}
-	cJSON_Delete(m);
-	cli_session_close(&s);
-	return r == 0 ? 0 : cli_fail("%s", err);
-}
-
-static int
-cmd_pass_issue(int argc, char **argv)
-{
-	const char *svg_path = NULL;
-	bool show_qr = false;
-	const struct cli_opt opts[] = {
-		{ "svg", true, &svg_path, NULL },
-		{ "qr", false, NULL, &show_qr },
-		{ NULL, false, NULL, NULL },
-	};
-	struct cli_session s;
-	cJSON *info = NULL;
-	char *token = NULL, err[256];
-	int i = cli_parse_options(argc, argv, opts), r;
-
-	if (argc - i != 1)
-		cli_die_usage("pass issue takes one member (id, pseudonym or e-mail)");
-	cli_session_open(&s, NODE_NEED_PASS_KEY);
-	r = member_issue_pass(s.node, s.conn, argv[i], &token, &info, err, sizeof(err));
-	if (r < 0) {
-		cli_session_close(&s);
-		return cli_fail("%s", err);
-	}
-	if (svg_path != NULL) {
-		char *svg = NULL;
-
-		if (qr_svg(token, &svg) < 0 ||
-		    util_write_file(svg_path, svg, strlen(svg), 0644) < 0)
-			r = cli_fail("cannot write the QR code to %s", svg_path);
-		free(svg);
-	}
-	if (cli_json) {
-		cli_print_json(info);
-	} else {
-		if (show_qr) {
-			char *text = NULL;
-
-			if (qr_text(token, &text) == 0)
-				fputs(text, stdout);
-			free(text);
-		}
-		puts(token);
-	}
-	free(token);
-	cJSON_Delete(info);
-	cli_session_close(&s);
-	return r == 0 ? 0 : 1;
-}
-
-static int
-cmd_staff_add(int argc, char **argv)
-{
-	const char *role_s = "concierge";
-	const struct cli_opt opts[] = {
-		{ "role", true, &role_s, NULL },
-		{ NULL, false, NULL, NULL },
-	};
-	enum staff_role role;
-	struct cli_session s;
-	char token[96], err[256];
-	int i = cli_parse_options(argc, argv, opts), r;
-
-	if (argc - i != 1)
-		cli_die_usage("staff add takes the account's name");
-	if (staff_role_parse(role_s, &role) < 0)
-		cli_die_usage("--role must be concierge, manager or admin, not '%s'", role_s);
-	cli_session_open(&s, 0);
-	r = staff_add(s.conn, argv[i], role, token, sizeof(token), err, sizeof(err));
-	cli_session_close(&s);
-	if (r < 0)
-		return cli_fail("%s", err);
-	if (cli_json)
-		printf("{\"name\": \"%s\", \"role\": \"%s\", \"token\": \"%s\"}\n", argv[i],
-		    staff_role_name(role), token);
-	else
-		printf("%s\n", token);
 	return 0;
 }
 
@@ -711,18 +486,42 @@ static const struct cli_command commands[] = {
 	    "Check the configuration, keys, certificate and directory.", "operator" },
 	{ "config", "reference", cmd_config_reference, "",
 	    "Print every option with its default.", "operator" },
-	{ "member", "add", cmd_member_add,
+	{ "member", "add", manage_member_add,
 	    "NAME [--plan tickets|monthly] [--tickets N] [--until YYYY-MM-DD]"
 	    " [--email E] [--display-name D]", "Add a member.", "manager" },
-	{ "member", "list", cmd_member_list, "", "List the members.", "manager" },
-	{ "member", "show", cmd_member_show, "MEMBER", "Show one member.", "manager" },
-	{ "member", "topup", cmd_member_topup, "MEMBER N", "Add N half-day tickets.",
+	{ "member", "list", manage_member_list, "", "List the members.", "manager" },
+	{ "member", "show", manage_member_show, "MEMBER", "Show one member.", "manager" },
+	{ "member", "topup", manage_member_topup, "MEMBER N", "Add N half-day tickets.",
 	    "manager" },
-	{ "pass", "issue", cmd_pass_issue, "MEMBER [--svg FILE] [--qr]",
+	{ "member", "plan", manage_member_plan,
+	    "MEMBER --tickets | --monthly [--from DATE] --until DATE [--cap N]",
+	    "Change a member's plan.", "manager" },
+	{ "member", "suspend", manage_member_suspend, "MEMBER",
+	    "Suspend a membership (refused everywhere).", "manager" },
+	{ "member", "resume", manage_member_resume, "MEMBER", "Lift a suspension.",
+	    "manager" },
+	{ "member", "history", manage_member_history, "MEMBER",
+	    "Plan changes and ticket movements, with who and when.", "manager" },
+	{ "pass", "issue", manage_pass_issue, "MEMBER [--svg FILE] [--qr]",
 	    "Sign a pass for a member; print the token (and its QR code).", "manager" },
-	{ "pass", "new-key", join_cmd_new_pass_key, "[--kid KID]",
+	{ "pass", "revoke", manage_pass_revoke, "JTI | --member MEMBER",
+	    "Revoke a pass (a lost phone), or every pass of a member.", "manager" },
+	{ "peer", "terms", manage_peer_terms,
+	    "[PEER [--accept yes|no] [--rate CENTS] [--currency EUR] [--cap N|none]"
+	    " [--offline N] [--roaming yes|no] [--ticket-per-unit yes|no]]",
+	    "Show or set the terms with peer spaces.", "manager" },
+	{ "house", "show", manage_house_show, "", "The house rules: hours, closures, seats.",
+	    "manager" },
+	{ "house", "hours", manage_house_hours, "DAY HH:MM-HH:MM|closed",
+	    "Set a weekday's opening hours (mon..sun).", "manager" },
+	{ "house", "close", manage_house_close, "DATE [--reason TEXT]",
+	    "Close the space on a date.", "manager" },
+	{ "house", "reopen", manage_house_reopen, "DATE", "Cancel a closure.", "manager" },
+	{ "house", "capacity", manage_house_capacity, "N|none", "Set the number of seats.",
+	    "manager" },
+	{ "pass", "new-key", join_cmd_new_pass_key, "[--kid KID] [--output FILE] [--key FILE]",
 	    "Make a new pass-signing key and its request for the coordinator.", "manager" },
-	{ "staff", "add", cmd_staff_add, "NAME [--role concierge|manager|admin]",
+	{ "staff", "add", manage_staff_add, "NAME [--role concierge|manager|admin]",
 	    "Create a staff account; print its API token once.", "manager" },
 	{ "visit", "checkin", cmd_visit_checkin, "TOKEN",
 	    "Check a pass in (exit 3 when refused).", "front desk" },
@@ -730,26 +529,34 @@ static const struct cli_command commands[] = {
 	    "front desk" },
 	{ "visit", "list", cmd_visit_list, "[--present]", "Who is here now.", "front desk" },
 	{ NULL, "init", join_cmd_init,
-	    "DIR --id ID --name NAME --url URL --dns NAME [--ip IP] [details]",
+	    "DIR --id ID --name NAME --url https://HOST:PORT --dns NAME [--ip IP]..."
+	    " [--city C] [--address A] [--lat N --lon N] [--hours JSON] [--capacity N]"
+	    " [--services a,b] [--contact C] [--listen HOST:PORT] [--local-listen HOST:PORT]",
 	    "A new space: keys, certificate request, join request.", "new space" },
-	{ NULL, "join", join_cmd_join, "BUNDLE",
+	{ NULL, "join", join_cmd_join, "BUNDLE [--key NEW_NODE_KEY]",
 	    "Install the coordinator's join bundle (certificate, directory).", "new space" },
-	{ "federation", "init", federation_cmd_init, "DIR --name NAME",
+	{ "federation", "init", federation_cmd_init,
+	    "DIR --name NAME [--ca-name NAME] [--valid-days N]",
 	    "Create a federation: CA, directory-signing key, first directory.",
 	    "coordinator" },
-	{ "federation", "admit", federation_cmd_admit, "REQUEST --federation DIR",
+	{ "federation", "admit", federation_cmd_admit,
+	    "REQUEST --federation DIR [--bundle FILE]",
 	    "Admit a space: certificate, directory entry, join bundle.", "coordinator" },
-	{ "federation", "remove", federation_cmd_remove, "SPACE --federation DIR",
+	{ "federation", "remove", federation_cmd_remove,
+	    "SPACE --federation DIR [--reason REASON]",
 	    "Remove a space: revoke its certificate, drop it from the directory.",
 	    "coordinator" },
-	{ "federation", "add-key", federation_cmd_add_key, "KEY_REQUEST --federation DIR",
+	{ "federation", "add-key", federation_cmd_add_key,
+	    "KEY_REQUEST --federation DIR [--retire-old-after 30d]",
 	    "Add a space's new pass-signing key, retiring the old ones later.",
 	    "coordinator" },
-	{ "federation", "renew", federation_cmd_renew, "SPACE CSR --federation DIR",
+	{ "federation", "renew", federation_cmd_renew,
+	    "SPACE CSR --federation DIR [--overlap 7d] [--bundle FILE]",
 	    "Renew a space's node certificate.", "coordinator" },
-	{ "federation", "roll-key", federation_cmd_roll_key, "--federation DIR [--finish]",
+	{ "federation", "roll-key", federation_cmd_roll_key,
+	    "--federation DIR [--kid KID] | --finish --federation DIR",
 	    "Roll the directory-signing key over (announce, then switch).", "coordinator" },
-	{ "federation", "sign", federation_cmd_sign, "--federation DIR",
+	{ "federation", "sign", federation_cmd_sign, "--federation DIR [--valid-days N]",
 	    "Sign and publish the directory again (next serial).", "coordinator" },
 	{ "key", "generate", cmd_key_generate, "FILE [--public FILE]",
 	    "Make an Ed25519 key (pass signing, directory signing).", "coordinator" },

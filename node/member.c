@@ -19,7 +19,8 @@
 	"m.id, m.pseudonym, m.full_name, m.display_name, coalesce(m.email, ''),"  \
 	" m.plan, m.tickets, coalesce(m.valid_until::text, ''), m.status,"       \
 	" (select coalesce(sum(delta), 0) from ticket_movements t"               \
-	"   where t.member_id = m.id)"
+	"   where t.member_id = m.id), coalesce(m.valid_from::text, ''),"        \
+	" m.roam_cap"
 
 static cJSON *
 member_json(PGresult *res, int row)
@@ -36,8 +37,12 @@ member_json(PGresult *res, int row)
 		cJSON_AddNumberToObject(o, "tickets", atoi(PQgetvalue(res, row, 6)));
 		cJSON_AddNumberToObject(o, "ledger_sum", atoi(PQgetvalue(res, row, 9)));
 	}
+	if (PQgetvalue(res, row, 10)[0] != '\0')
+		cJSON_AddStringToObject(o, "valid_from", PQgetvalue(res, row, 10));
 	if (PQgetvalue(res, row, 7)[0] != '\0')
 		cJSON_AddStringToObject(o, "valid_until", PQgetvalue(res, row, 7));
+	if (!PQgetisnull(res, row, 11))
+		cJSON_AddNumberToObject(o, "roam_cap", atoi(PQgetvalue(res, row, 11)));
 	cJSON_AddStringToObject(o, "status", PQgetvalue(res, row, 8));
 	return o;
 }
@@ -319,4 +324,210 @@ member_issue_pass(struct node *node, PGconn *conn, const char *ref,
 out:
 	cJSON_Delete(m);
 	return r;
+}
+
+static int
+member_audit(PGconn *conn, const char *actor, const char *action, const char *id,
+    const char *detail)
+{
+	const char *params[4] = { actor, action, id, detail };
+
+	return db_exec(conn, "insert into audit (actor, action, subject, detail)"
+	    " values ($1, $2, $3, $4)", 4, params);
+}
+
+/* The member's id for ref, locked for the transaction: 0, -ENOENT, -EIO. */
+static int
+member_lock(PGconn *conn, const char *ref, char *id, size_t idlen)
+{
+	const char *params[1] = { ref };
+	char sql[512];
+	PGresult *res;
+	int r;
+
+	snprintf(sql, sizeof(sql), "select m.id from members m%s for update",
+	    member_where_ref);
+	res = db_query(conn, sql, 1, params);
+	if (res == NULL)
+		return -EIO;
+	r = PQntuples(res) == 1 ? 0 : -ENOENT;
+	if (r == 0)
+		util_strlcpy(id, PQgetvalue(res, 0, 0), idlen);
+	PQclear(res);
+	return r;
+}
+
+int
+member_set_plan(PGconn *conn, const char *ref, const char *plan,
+    const char *valid_from, const char *valid_until, int roam_cap,
+    const char *actor, cJSON **ret, char *err, size_t errlen)
+{
+	char id[32], cap[16], detail[160];
+	int r;
+
+	if (strcmp(plan, "tickets") != 0 && strcmp(plan, "monthly") != 0) {
+		snprintf(err, errlen, "plan must be 'tickets' or 'monthly', not '%s'", plan);
+		return -EINVAL;
+	}
+	if (strcmp(plan, "monthly") == 0 && valid_until == NULL) {
+		snprintf(err, errlen, "a monthly plan needs --until YYYY-MM-DD");
+		return -EINVAL;
+	}
+	if (db_begin(conn) < 0)
+		goto db_error;
+	r = member_lock(conn, ref, id, sizeof(id));
+	if (r < 0) {
+		db_rollback(conn);
+		if (r == -ENOENT)
+			snprintf(err, errlen, "no member '%s'", ref);
+		return r == -ENOENT ? r : -EIO;
+	}
+	snprintf(cap, sizeof(cap), "%d", roam_cap);
+	{
+		bool monthly = strcmp(plan, "monthly") == 0;
+		const char *params[5] = { id, plan,
+		    monthly ? (valid_from != NULL ? valid_from : "today") : NULL,
+		    monthly ? valid_until : NULL, monthly && roam_cap >= 0 ? cap : NULL };
+
+		if (db_exec(conn, "update members set plan = $2, valid_from = $3::date,"
+		    " valid_until = $4::date, roam_cap = $5::int where id = $1", 5,
+		    params) < 0) {
+			db_rollback(conn);
+			snprintf(err, errlen, "dates must be YYYY-MM-DD, from before until,"
+			    " and the cap a whole number");
+			return -EINVAL;
+		}
+	}
+	snprintf(detail, sizeof(detail), "%s %s..%s cap %s", plan,
+	    valid_from != NULL ? valid_from : "", valid_until != NULL ? valid_until : "",
+	    roam_cap >= 0 ? cap : "none");
+	if (member_audit(conn, actor, "member.plan", id, detail) < 0 ||
+	    db_commit(conn) < 0) {
+		db_rollback(conn);
+		goto db_error;
+	}
+	return member_show(conn, id, ret, err, errlen);
+db_error:
+	snprintf(err, errlen, "database error");
+	return -EIO;
+}
+
+int
+member_set_status(PGconn *conn, const char *ref, const char *status,
+    const char *actor, cJSON **ret, char *err, size_t errlen)
+{
+	char id[32];
+	int r;
+
+	if (db_begin(conn) < 0)
+		goto db_error;
+	r = member_lock(conn, ref, id, sizeof(id));
+	if (r < 0) {
+		db_rollback(conn);
+		if (r == -ENOENT)
+			snprintf(err, errlen, "no member '%s'", ref);
+		return r == -ENOENT ? r : -EIO;
+	}
+	{
+		const char *params[2] = { id, status };
+
+		if (db_exec(conn, "update members set status = $2 where id = $1", 2,
+		    params) < 0 || member_audit(conn, actor, "member.status", id,
+		    status) < 0 || db_commit(conn) < 0) {
+			db_rollback(conn);
+			goto db_error;
+		}
+	}
+	return member_show(conn, id, ret, err, errlen);
+db_error:
+	snprintf(err, errlen, "database error");
+	return -EIO;
+}
+
+int
+member_history(PGconn *conn, const char *ref, cJSON **ret, char *err, size_t errlen)
+{
+	cJSON *m = NULL, *events;
+	char id[32];
+	const char *params[1] = { id };
+	PGresult *res;
+	int r;
+
+	r = member_show(conn, ref, &m, err, errlen);
+	if (r < 0)
+		return r;
+	snprintf(id, sizeof(id), "%d", cJSON_GetObjectItem(m, "id")->valueint);
+	res = db_query(conn,
+	    "select to_char(at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') as t,"
+	    "  actor, action, coalesce(detail, ''), null::int, 1 as k, id"
+	    " from audit where subject = $1 and action like 'member.%'"
+	    " union all"
+	    " select to_char(at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+	    "  actor, 'tickets.' || reason, coalesce(visit_id::text, ''), delta, 2, id"
+	    " from ticket_movements where member_id = $1::bigint"
+	    " order by 1, 6, 7", 1, params);
+	if (res == NULL) {
+		cJSON_Delete(m);
+		snprintf(err, errlen, "database error");
+		return -EIO;
+	}
+	events = cJSON_AddArrayToObject(m, "history");
+	for (int i = 0; i < PQntuples(res); i++) {
+		cJSON *e = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(e, "at", PQgetvalue(res, i, 0));
+		cJSON_AddStringToObject(e, "by", PQgetvalue(res, i, 1));
+		cJSON_AddStringToObject(e, "what", PQgetvalue(res, i, 2));
+		if (PQgetvalue(res, i, 3)[0] != '\0')
+			cJSON_AddStringToObject(e, "detail", PQgetvalue(res, i, 3));
+		if (!PQgetisnull(res, i, 4))
+			cJSON_AddNumberToObject(e, "tickets", atoi(PQgetvalue(res, i, 4)));
+		cJSON_AddItemToArray(events, e);
+	}
+	PQclear(res);
+	*ret = m;
+	return 0;
+}
+
+int
+member_revoke(PGconn *conn, const char *ref, bool all, const char *actor,
+    int *ret_count, char *err, size_t errlen)
+{
+	const char *params[1] = { ref };
+	char sql[640];
+	PGresult *res;
+
+	if (all)
+		snprintf(sql, sizeof(sql), "update passes set revoked_at = now()"
+		    " where revoked_at is null and member_id in (select m.id from members m%s)"
+		    " returning jti", member_where_ref);
+	else
+		snprintf(sql, sizeof(sql), "update passes set revoked_at = now()"
+		    " where jti = $1 and revoked_at is null returning jti");
+	if (db_begin(conn) < 0)
+		goto db_error;
+	res = db_query(conn, sql, 1, params);
+	if (res == NULL) {
+		db_rollback(conn);
+		goto db_error;
+	}
+	*ret_count = PQntuples(res);
+	for (int i = 0; i < PQntuples(res); i++)
+		if (member_audit(conn, actor, "pass.revoke", PQgetvalue(res, i, 0), NULL) < 0) {
+			PQclear(res);
+			db_rollback(conn);
+			goto db_error;
+		}
+	PQclear(res);
+	if (db_commit(conn) < 0)
+		goto db_error;
+	if (*ret_count == 0) {
+		snprintf(err, errlen, all ? "member '%s' has no pass to revoke" :
+		    "no pass '%s' to revoke (unknown, or revoked already)", ref);
+		return -ENOENT;
+	}
+	return 0;
+db_error:
+	snprintf(err, errlen, "database error");
+	return -EIO;
 }

@@ -20,6 +20,7 @@
 #include "db.h"
 #include "log.h"
 #include "outbox.h"
+#include "revocation.h"
 #include "server.h"
 #include "tls.h"
 #include "util.h"
@@ -308,8 +309,13 @@ refresher_main(void *arg)
 		}
 		if (atomic_exchange(&rf->poll_now, false))
 			next_poll = 0;
-		if (util_now() >= next_poll && cfg->directory_urls[0] != '\0') {
-			refresher_poll(rf, &w);
+		if (util_now() >= next_poll) {
+			int fetched = 0;
+
+			if (cfg->directory_urls[0] != '\0')
+				refresher_poll(rf, &w);
+			/* The peers' revocations, for when they cannot be asked. */
+			(void)revocation_fetch_all(rf->node, w.conn, w.pc, &fetched);
 			next_poll = util_now() + cfg->directory_refresh;
 		}
 		refresher_check_expiry(rf, &last_warned);

@@ -16,8 +16,10 @@
 #   pgbench    one-row insert transactions on the home's own PostgreSQL
 #   directory  verify and load a signed directory of 10,000 spaces
 #   rss        resident memory of the idle nodes (their PostgreSQL aside)
-#   profile    perf (system-wide) over a check-in run at concurrency 16
-#   all        everything above but profile, then the summary with ratios
+#   profile    perf (DWARF call graphs) of the nodes and their PostgreSQL
+#              over a check-in run at concurrency 16
+#   census     the SQL statements one check-in costs each PostgreSQL
+#   all        everything above but profile and census, then the summary
 #
 # Each invocation builds its own two-space federation (troquet hosts, cordee
 # is the members' home) in a fresh folder, on free loopback ports, each node
@@ -47,7 +49,7 @@ fi
 scenarios=()
 for a in "$@"; do
 	case "$a" in
-	checkin|checkout|cycle|authorize|verify|sodium|nginx|pgbench|directory|rss|profile) scenarios+=("$a") ;;
+	checkin|checkout|cycle|authorize|verify|sodium|nginx|pgbench|directory|rss|profile|census) scenarios+=("$a") ;;
 	all) scenarios+=(rss verify directory pgbench nginx authorize checkin cycle) ;;
 	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
 	*) echo "bench: unknown scenario '$a'" >&2; exit 2 ;;
@@ -414,6 +416,45 @@ scenario_rss() {
 	done
 }
 
+# Which statements one check-in costs each PostgreSQL: log_statement = all
+# for a few check-ins at concurrency 1, then counted from the servers' logs.
+scenario_census() {
+	mint
+	reset_visits
+	local id n=50 sizes=()
+	say "Statement census: $n check-ins at concurrency 1 with log_statement = all"
+	for id in troquet cordee; do
+		fed_psql "$work" "$id" "alter system set log_statement = 'all'" >/dev/null
+		fed_psql "$work" "$id" "select pg_reload_conf()" >/dev/null
+		sizes+=("$(stat -c %s "$work/$id/data/pg/log/postgresql.log")")
+	done
+	sleep 0.5
+	"$loadgen" --label census --concurrency 1 --warmup 0 --duration 30 --max-requests "$n" \
+		--tokens "$work/passes.txt" --url "http://127.0.0.1:$host_local/api/v1/checkin" \
+		--header "Authorization: Bearer $desk" --header "Content-Type: application/json" \
+		--body '{"pass": "{token}"}' --expect '"decision":"admit"' >/dev/null 2>&1 || true
+	sleep 0.5
+	for id in troquet cordee; do
+		fed_psql "$work" "$id" "alter system reset log_statement" >/dev/null
+		fed_psql "$work" "$id" "select pg_reload_conf()" >/dev/null
+	done
+	/usr/bin/python3 - "$work" "$n" "${sizes[0]}" "${sizes[1]}" <<'PY' | tee "$out/census.txt"
+import collections, re, sys
+work, n = sys.argv[1], int(sys.argv[2])
+for space, start in (("troquet", int(sys.argv[3])), ("cordee", int(sys.argv[4]))):
+    with open(f"{work}/{space}/data/pg/log/postgresql.log", errors="replace") as f:
+        f.seek(start)
+        text = f.read()
+    stmts = re.findall(r"LOG:  (?:statement|execute [^:]*): (.*?)(?=\n\S|\Z)", text, re.S)
+    counts = collections.Counter(" ".join(s.split())[:90] for s in stmts)
+    total = sum(counts.values())
+    print(f"{space}: {total / n:.1f} statements per check-in")
+    for s, c in counts.most_common():
+        print(f"  {c / n:5.2f}  {s}")
+PY
+	reset_visits
+}
+
 scenario_profile() {
 	mint
 	reset_visits
@@ -431,10 +472,28 @@ scenario_profile() {
 		--body '{"pass": "{token}"}' --expect '"decision":"admit"' >"$out/profile-load.txt" 2>&1 &
 	lpid=$!
 	sleep 2
+	# What the nodes' database sessions are doing, five times a second.
+	for id in troquet cordee; do
+		printf '%s\n' "select coalesce(wait_event_type, 'CPU') || ':' ||
+			coalesce(wait_event, 'running') || ' (' || state || ')'
+			from pg_stat_activity where datname = 'passerelle'
+			and backend_type = 'client backend' and pid <> pg_backend_pid();" \
+			'\watch 0.2' >"$work/waits.sql"
+		chmod 0644 "$work/waits.sql"
+		timeout "$duration" $( [ "$(id -u)" -eq 0 ] && echo runuser -u postgres -- ) \
+			psql -X -q -At -h "$work/$id/data/pg/run" -U passerelle -d passerelle \
+			-f "$work/waits.sql" >"$work/waits-$id.txt" 2>/dev/null &
+	done
 	perf record -q -F 499 --call-graph dwarf,16384 -p "$pids" -o "$out/perf.data" \
 		-- sleep "$duration" >"$out/perf-record.log" 2>&1 || true
 	wait "$lpid" || true
+	wait
 	sed 's/^/  /' "$out/profile-load.txt"
+	for id in troquet cordee; do
+		echo "  $id's PostgreSQL sessions (samples every 0.2 s, idle ones are waiting for their node):"
+		grep -v '^$' "$work/waits-$id.txt" | sort | uniq -c | sort -rn | head -n 8 |
+			awk '{ $1 = sprintf("%6d", $1); print "  " $0 }' | tee -a "$out/waits.txt"
+	done
 	(
 		set +o pipefail
 		r() { perf report -i "$out/perf.data" --stdio -g none "$@" 2>/dev/null |

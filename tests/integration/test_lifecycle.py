@@ -74,13 +74,28 @@ def test_sigterm_lets_a_request_in_flight_finish(federation):
                              ) == (0,)
 
 
+@pytest.mark.xfail(strict=True, reason="BUG: node/server.c server_reload() gives"
+                   " log_init() the tag fresh->space_id, which node/log.c keeps, then"
+                   " frees fresh (config_free): after a SIGHUP every log line carries"
+                   " garbage for the space (heap-use-after-free under ASan)")
 def test_sighup_does_not_stop_the_node(federation):
     f = federation(spaces=("troquet",))
     troquet = f["troquet"]
-    troquet.proc.send_signal(signal.SIGHUP)
-    time.sleep(0.2)  # nothing to wait for: the node must simply be there
-    assert troquet.proc.poll() is None
-    assert troquet.get("/healthz").status == 200
+    try:
+        troquet.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: b"SIGHUP" in troquet.log.read_bytes(), timeout=5,
+                   what="the node to take the SIGHUP")
+        assert troquet.proc.poll() is None
+        assert troquet.get("/healthz").status == 200
+        assert troquet.get("/nothing").status == 404  # a request that is logged
+    finally:
+        rc = troquet.stop()
+    assert rc == 0
+    log = troquet.log.read_bytes().decode(errors="replace")
+    after = log.split("SIGHUP", 1)[1].splitlines()[1:]
+    assert after, "nothing logged after the SIGHUP"
+    for line in after:
+        assert line.split(" ")[1] == "troquet", line
 
 
 def test_start_fails_clearly_on_a_bad_listen_address(federation):

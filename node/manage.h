@@ -1,0 +1,25 @@
+/*
+ * manage.h - the space manager's commands (main.c lists them).
+ */
+#ifndef PASSERELLE_MANAGE_H
+#define PASSERELLE_MANAGE_H
+
+int manage_member_add(int argc, char **argv);
+int manage_member_list(int argc, char **argv);
+int manage_member_show(int argc, char **argv);
+int manage_member_topup(int argc, char **argv);
+int manage_member_plan(int argc, char **argv);
+int manage_member_suspend(int argc, char **argv);
+int manage_member_resume(int argc, char **argv);
+int manage_member_history(int argc, char **argv);
+int manage_pass_issue(int argc, char **argv);
+int manage_pass_revoke(int argc, char **argv);
+int manage_peer_terms(int argc, char **argv);
+int manage_house_show(int argc, char **argv);
+int manage_house_hours(int argc, char **argv);
+int manage_house_close(int argc, char **argv);
+int manage_house_reopen(int argc, char **argv);
+int manage_house_capacity(int argc, char **argv);
+int manage_staff_add(int argc, char **argv);
+
+#endif
