@@ -712,7 +712,12 @@ http_loop_main(void *arg)
 {
 	struct http_loop *loop = arg;
 
-	event_base_dispatch(loop->base);
+	/*
+	 * Once the listener is gone, a loop may have no event left while jobs
+	 * still run in the pool; it must keep running to send their replies
+	 * (and count them done).  Only http_loop_break_cb ends it.
+	 */
+	event_base_loop(loop->base, EVLOOP_NO_EXIT_ON_EMPTY);
 	return NULL;
 }
 
