@@ -120,6 +120,11 @@ api_checkout(struct api_ctx *c, const char *visit_id)
 
 	if (!api_require(c, STAFF_CONCIERGE))
 		return;
+	if (!visit_id_valid(visit_id)) {
+		http_reply_error(c->job, 400, "bad_request",
+		    "'%s' is not a visit id (a lower-case UUID)", visit_id);
+		return;
+	}
 	r = visit_check_out(c->w->node, c->conn, c->w->pc, visit_id, NULL, &out, err,
 	    sizeof(err));
 	if (r == -ENOENT) {

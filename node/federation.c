@@ -1311,11 +1311,13 @@ federation_refresh_crl(const struct federation *f, char *err, size_t errlen)
 /*
  * Certificates whose overlap after a renewal has ended leave the
  * directory (and are revoked as superseded), at the first signature after
- * their deadline.
+ * their deadline; never in the directory that announced the renewal
+ * (serial is the one being made), so that both pins are published at
+ * least once.
  */
 static int
-federation_retire_certs(struct federation *f, int64_t now, cJSON *done, char *err,
-    size_t errlen)
+federation_retire_certs(struct federation *f, int64_t now, int64_t serial, cJSON *done,
+    char *err, size_t errlen)
 {
 	cJSON *space;
 	bool any = false;
@@ -1333,11 +1335,12 @@ federation_retire_certs(struct federation *f, int64_t now, cJSON *done, char *er
 		for (int i = cJSON_GetArraySize(retiring) - 1; i >= 0; i--) {
 			const cJSON *e = cJSON_GetArrayItem(retiring, i);
 			const char *cert = json_str(e, "cert"), *until = json_str(e, "until");
-			int64_t t;
+			int64_t t, since = 0;
 			bool revoked;
 
+			json_int(e, "since", &since);
 			if (cert == NULL || until == NULL || util_parse_time(until, &t) < 0 ||
-			    t > now)
+			    t > now || since >= serial)
 				continue;
 			r = federation_revoke(f, cert, "superseded", &revoked, err, errlen);
 			if (r < 0) {
@@ -1419,7 +1422,7 @@ federation_sign(struct federation *f, int64_t now, char **ret_token, int64_t *re
 	r = json_set(f->desc, "serial", cJSON_CreateNumber((double)serial));
 	if (r < 0)
 		return r;
-	r = federation_retire_certs(f, now, NULL, err, errlen);
+	r = federation_retire_certs(f, now, serial, NULL, err, errlen);
 	if (r < 0)
 		return r;
 	r = federation_load_signing_key(f, signing, sk, pk, err, errlen);
@@ -2519,7 +2522,8 @@ federation_cmd_renew(int argc, char **argv)
 		ne = cJSON_CreateObject();
 		if (ne == NULL || !cJSON_AddItemToArray(retiring, ne) ||
 		    cJSON_AddStringToObject(ne, "cert", c->valuestring) == NULL ||
-		    cJSON_AddStringToObject(ne, "until", until_s) == NULL)
+		    cJSON_AddStringToObject(ne, "until", until_s) == NULL ||
+		    cJSON_AddNumberToObject(ne, "since", (double)next) == NULL)
 			goto nomem;
 	}
 	if (!cJSON_AddItemToArray(certs, cJSON_CreateString(cert_rel)) ||
@@ -2954,7 +2958,8 @@ federation_cmd_sign(int argc, char **argv)
 	 * Overlaps that have ended are applied first, so that the list of what
 	 * was dropped can be shown; federation_sign() would find none left.
 	 */
-	if (dropped == NULL || federation_retire_certs(&f, now, dropped, err,
+	json_int(f.desc, "serial", &serial);
+	if (dropped == NULL || federation_retire_certs(&f, now, serial + 1, dropped, err,
 	    sizeof(err)) < 0) {
 		cli_fail("%s", err);
 		goto out;

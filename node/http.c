@@ -527,6 +527,34 @@ http_conn_attach(struct http_loop *loop, struct http_job *job,
 	conn->job = job;
 }
 
+/* Our limits, answered in JSON (413, 431) on the loop thread. */
+static bool
+http_over_limits(struct http_face *face, struct evhttp_request *req,
+    struct http_job *job)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	struct evkeyval *h;
+	size_t headers = 0;
+
+	TAILQ_FOREACH(h, in, next)
+		headers += strlen(h->key) + strlen(h->value) + 4;
+	if (headers > face->o.max_headers) {
+		job->path = strdup("(headers)");
+		http_reply_error(job, 431, "headers_too_large",
+		    "the request's headers exceed %zu bytes", face->o.max_headers);
+		job->close_connection = true;
+		return true;
+	}
+	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > face->o.max_body) {
+		job->path = strdup("(body)");
+		http_reply_error(job, 413, "body_too_large",
+		    "the request's body exceeds %zu bytes", face->o.max_body);
+		job->close_connection = true;
+		return true;
+	}
+	return false;
+}
+
 static void
 http_request_cb(struct evhttp_request *req, void *arg)
 {
@@ -545,6 +573,12 @@ http_request_cb(struct evhttp_request *req, void *arg)
 	if (job == NULL || (job->priv = calloc(1, sizeof(*job->priv))) == NULL) {
 		free(job);
 		evhttp_send_error(req, 503, "Out of memory");
+		return;
+	}
+	job->priv->loop = loop;
+	if (http_over_limits(face, req, job)) {
+		http_send(loop, req, job);
+		http_job_free(job);
 		return;
 	}
 	job->priv->req = req;
@@ -786,8 +820,14 @@ http_face_new(struct http_face **ret, const struct http_face_options *o,
 			r = -ENOMEM;
 			break;
 		}
-		evhttp_set_max_body_size(loop->http, (ev_ssize_t)o->max_body);
-		evhttp_set_max_headers_size(loop->http, (ev_ssize_t)o->max_headers);
+		/*
+		 * evhttp answers what passes its limits with an HTML page; ours
+		 * are checked first (http_request_cb) to answer in JSON, and
+		 * evhttp's, twice as large, only bound what is read at all.
+		 */
+		evhttp_set_max_body_size(loop->http, (ev_ssize_t)(2 * o->max_body + 4096));
+		evhttp_set_max_headers_size(loop->http,
+		    (ev_ssize_t)(2 * o->max_headers + 1024));
 		evhttp_set_timeout_tv(loop->http, &tv);
 		evhttp_set_allowed_methods(loop->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
 		    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);

@@ -237,14 +237,11 @@ join_collect_ips(int argc, char **argv, cJSON *ips)
 			return -ENOMEM;
 		for (tok = strtok_r(copy, ",", &save); tok != NULL;
 		    tok = strtok_r(NULL, ",", &save)) {
-			if (!federation_ip_ok(tok)) {
-				free(copy);
+			/* cli_die_usage() exits: copy is not freed, tok stays valid. */
+			if (!federation_ip_ok(tok))
 				cli_die_usage("--ip: '%s' is not an IP address", tok);
-			}
-			if (cJSON_GetArraySize(ips) >= JOIN_MAX_IPS) {
-				free(copy);
+			if (cJSON_GetArraySize(ips) >= JOIN_MAX_IPS)
 				cli_die_usage("--ip: at most %d addresses", JOIN_MAX_IPS);
-			}
 			cJSON_AddItemToArray(ips, cJSON_CreateString(tok));
 		}
 		free(copy);
@@ -327,7 +324,7 @@ join_build_request(const char *id, const char *name, const char *url, const char
 /* The node's configuration, as scripts/demo.sh writes one by hand. */
 static char *
 join_config_text(const char *id, const char *name, const char *listen,
-    const char *local, const char *kid)
+    const char *local, const char *kid, const char *urls)
 {
 	return util_aprintf(
 	    "# %s: a Passerelle node (see docs/operating.md).\n"
@@ -345,13 +342,15 @@ join_config_text(const char *id, const char *name, const char *listen,
 	    "ca = ca.crt\n"
 	    "directory = directory.jws\n"
 	    "directory_key = coordinator.pub\n"
+	    "%s%s%s"
 	    "\n"
 	    "[local]\n"
 	    "listen = %s\n"
 	    "\n"
 	    "[pass]\n"
 	    "key = pass.key\n"
-	    "kid = %s\n", name, id, listen, local, kid);
+	    "kid = %s\n", name, id, listen, urls != NULL ? "directory_urls = " : "",
+	    urls != NULL ? urls : "", urls != NULL ? "\n" : "", local, kid);
 }
 
 int
@@ -360,7 +359,7 @@ join_cmd_init(int argc, char **argv)
 	const char *id = NULL, *name = NULL, *url = NULL, *dns = NULL, *ip = NULL,
 	    *city = NULL, *address = NULL, *lat = NULL, *lon = NULL, *hours = NULL,
 	    *capacity = NULL, *services = NULL, *contact = NULL, *listen = NULL,
-	    *local = "127.0.0.1:7080";
+	    *local = "127.0.0.1:7080", *urls = NULL;
 	const struct cli_opt opts[] = {
 		{ "id", true, &id, NULL },
 		{ "name", true, &name, NULL },
@@ -377,6 +376,7 @@ join_cmd_init(int argc, char **argv)
 		{ "contact", true, &contact, NULL },
 		{ "listen", true, &listen, NULL },
 		{ "local-listen", true, &local, NULL },
+		{ "directory-url", true, &urls, NULL },
 		{ NULL, false, NULL, NULL },
 	};
 	static const char *const outputs[] = { "node.key", "node.csr", "pass.key",
@@ -415,6 +415,11 @@ join_cmd_init(int argc, char **argv)
 		cli_die_usage("--listen must be HOST:PORT, not '%s'", listen);
 	if (strchr(local, ':') == NULL || strpbrk(local, " \t\n#;") != NULL)
 		cli_die_usage("--local-listen must be HOST:PORT, not '%s'", local);
+	if (urls != NULL && ((strncmp(urls, "https://", 8) != 0 &&
+	    strncmp(urls, "http://", 7) != 0 && strncmp(urls, "file://", 7) != 0) ||
+	    strpbrk(urls, " \t\r\n#;") != NULL))
+		cli_die_usage("--directory-url must be one https://, http:// or file:// URL "
+		    "where the coordinator publishes the directory, not '%s'", urls);
 	req = join_build_request(id, name, url, dns, ips, city, address, lat, lon, hours,
 	    capacity, services, contact);
 	if (req == NULL)
@@ -470,7 +475,7 @@ join_cmd_init(int argc, char **argv)
 	made[3] = true;
 	b64url_encode(pk, 32, x);
 
-	conf = join_config_text(id, name, listen, local, kid);
+	conf = join_config_text(id, name, listen, local, kid, urls);
 	if (conf == NULL || (r = util_write_file(paths[4], conf, strlen(conf), 0644)) < 0) {
 		cli_fail("cannot write %s: %s", paths[4], conf == NULL ? "out of memory" :
 		    strerror(-r));
@@ -1188,8 +1193,9 @@ join_cmd_new_pass_key(int argc, char **argv)
 		    "add-key);\n"
 		    "2. once this node holds the directory that lists %s, set in %s:\n"
 		    "     [pass]\n     key = %s\n     kid = %s\n"
-		    "   and restart the node.  Passes signed with %s stay valid until the "
-		    "retirement date the coordinator gives it.\n", key, kid,
+		    "   and reload the node (SIGHUP) or restart it.  Passes signed with %s "
+		    "stay valid until the retirement date the coordinator gives it.\n", key,
+		    kid,
 		    out != NULL ? " " : " (above)", out != NULL ? out : "", kid, cfg->path,
 		    key, kid, cfg->pass_kid);
 	}

@@ -17,14 +17,15 @@
 #include "log.h"
 
 static enum log_level log_max = LOG_LEVEL_INFO;
-static const char *log_tag = "passerelle";
+/* A copy: the caller's string may be freed (a reloaded configuration). */
+static char log_tag[64] = "passerelle";
 
 void
 log_init(enum log_level level, const char *tag)
 {
 	log_max = level;
 	if (tag != NULL)
-		log_tag = tag;
+		snprintf(log_tag, sizeof(log_tag), "%s", tag);
 }
 
 int

@@ -113,7 +113,7 @@ cmd_db_status(int argc, char **argv)
 		goto out;
 	}
 	if (cli_json)
-		printf("{\"cli_current\": %d, \"latest\": %d, \"embedded\": %s}\n", cur, latest,
+		printf("{\"current\": %d, \"latest\": %d, \"embedded\": %s}\n", cur, latest,
 		    cfg->database[0] == '\0' ? "true" : "false");
 	else
 		printf("schema version %d of %d (%s)%s\n", cur, latest,
@@ -531,7 +531,8 @@ static const struct cli_command commands[] = {
 	{ NULL, "init", join_cmd_init,
 	    "DIR --id ID --name NAME --url https://HOST:PORT --dns NAME [--ip IP]..."
 	    " [--city C] [--address A] [--lat N --lon N] [--hours JSON] [--capacity N]"
-	    " [--services a,b] [--contact C] [--listen HOST:PORT] [--local-listen HOST:PORT]",
+	    " [--services a,b] [--contact C] [--listen HOST:PORT] [--local-listen HOST:PORT]"
+	    " [--directory-url URL]",
 	    "A new space: keys, certificate request, join request.", "new space" },
 	{ NULL, "join", join_cmd_join, "BUNDLE [--key NEW_NODE_KEY]",
 	    "Install the coordinator's join bundle (certificate, directory).", "new space" },

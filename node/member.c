@@ -51,17 +51,50 @@ static const char member_where_ref[] =
     " where (case when $1 ~ '^[0-9]{1,18}$' then m.id = $1::bigint else false end)"
     " or m.pseudonym = $1 or lower(m.email) = lower($1)";
 
-/* Default display name: the first name and the last name's initial. */
+/* The length of the UTF-8 character at s (1 for a stray byte). */
+static size_t
+member_utf8_len(const char *s)
+{
+	unsigned char c = (unsigned char)s[0];
+	size_t n = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+
+	for (size_t i = 1; i < n; i++)
+		if (((unsigned char)s[i] & 0xc0) != 0x80)
+			return 1;
+	return n;
+}
+
+/*
+ * Default display name: the first name and the last name's initial
+ * ("Chloé É."), at most 24 bytes, never cut inside a UTF-8 character.
+ */
 static void
 member_short_name(const char *full, char *out, size_t outlen)
 {
-	const char *space = strrchr(full, ' ');
+	const char *first_space = strchr(full, ' ');
+	const char *last_space = strrchr(full, ' ');
+	size_t max = outlen - 1 < 24 ? outlen - 1 : 24, n = 0, first_len;
 
-	if (space != NULL && space[1] != '\0' && space != full)
-		snprintf(out, outlen, "%.*s %c.", (int)(strchr(full, ' ') - full), full,
-		    space[1]);
-	else
-		snprintf(out, outlen, "%.30s", full);
+	first_len = first_space != NULL ? (size_t)(first_space - full) : strlen(full);
+	for (size_t i = 0; i < first_len; ) {
+		size_t c = member_utf8_len(full + i);
+
+		/* Room for the initial: " X." takes up to 6 bytes. */
+		if (n + c > max - (last_space != NULL ? 6 : 0))
+			break;
+		memcpy(out + n, full + i, c);
+		n += c;
+		i += c;
+	}
+	if (last_space != NULL && last_space[1] != '\0' && first_space != NULL) {
+		size_t c = member_utf8_len(last_space + 1);
+
+		out[n++] = ' ';
+		memcpy(out + n, last_space + 1, c);
+		n += c;
+		out[n++] = '.';
+	}
+	out[n] = '\0';
 }
 
 int
@@ -102,7 +135,7 @@ member_add(PGconn *conn, const struct member_new *m, cJSON **ret, char *err,
 	} else {
 		member_short_name(m->full_name, display, sizeof(display));
 	}
-	util_random_token(pseudonym, 9);
+	util_random_id(pseudonym, 9);
 	snprintf(tickets, sizeof(tickets), "%d",
 	    strcmp(m->plan, "tickets") == 0 ? m->tickets : 0);
 
@@ -277,7 +310,7 @@ member_issue_pass(struct node *node, PGconn *conn, const char *ref,
 		r = -ENOKEY;
 		goto out;
 	}
-	util_random_token(c.jti, 9);
+	util_random_id(c.jti, 9);
 	c.iat = util_now();
 	c.nbf = c.iat;
 	c.exp = c.iat + cfg->pass_lifetime;

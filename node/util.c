@@ -232,6 +232,14 @@ util_random_token(char *out, size_t nbytes)
 }
 
 void
+util_random_id(char *out, size_t nbytes)
+{
+	do
+		util_random_token(out, nbytes);
+	while (out[0] == '-' || out[0] == '_');
+}
+
+void
 util_hex(const uint8_t *in, size_t len, char *out)
 {
 	static const char digits[] = "0123456789abcdef";

@@ -45,6 +45,13 @@ void util_uuid_v4(char out[37]);
 /* nbytes of randomness, base64url-encoded (out needs 4*nbytes/3 + 2). */
 void util_random_token(char *out, size_t nbytes);
 
+/*
+ * The same for an identifier people type or paste on a command line
+ * (pseudonyms, pass ids): it never starts with '-' or '_', so that it is
+ * never taken for an option.
+ */
+void util_random_id(char *out, size_t nbytes);
+
 /* Lower-case hex of len bytes into out (2*len + 1). */
 void util_hex(const uint8_t *in, size_t len, char *out);
 
