@@ -193,7 +193,7 @@ courier_main(void *arg)
 			int closed = 0;
 
 			(void)visit_close_overdue(c->node, w.conn, w.pc, &closed);
-			next_closing_check = util_now() + 30;
+			next_closing_check = util_now() + 5;
 		}
 	}
 	peer_client_free(w.pc);

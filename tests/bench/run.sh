@@ -96,7 +96,7 @@ trap 'exit 130' INT TERM
 	echo "libcurl: $(curl-config --version 2>/dev/null || echo '?')"
 	echo "build: $build ($(meson introspect "$src/$build" --buildoptions 2>/dev/null |
 		/usr/bin/python3 -c 'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"]=="buildtype"))' 2>/dev/null || echo '?'))"
-	echo "commit: $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$src" diff --quiet 2>/dev/null || echo ' (with local changes)')"
+	echo "commit: ${BENCH_COMMIT:-$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$src" diff --quiet 2>/dev/null || echo ' (with local changes)')}"
 } | tee "$out/machine.txt"
 
 # ---------------------------------------------------------------- federation

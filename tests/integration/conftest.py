@@ -6,8 +6,10 @@
 - `federation`: a factory; `federation(spaces=..., config=...)` builds and
   starts a fresh federation for one test and stops it afterwards, checking
   that every node exits 0 on SIGTERM.
-- `fed`: one troquet + cordee federation shared by the tests that do not
-  stop, freeze or reconfigure a node (each test makes its own members).
+- `module_federation`: the same factory, for one module's tests.
+- `fed` (and `shared`, which prints its logs when a test fails): one
+  troquet + cordee federation shared by the tests that do not stop, freeze
+  or reconfigure a node (each test makes its own members).
 """
 import os
 import shutil
@@ -26,8 +28,7 @@ from harness import ROOT, Federation, PostgresServer  # noqa: E402
 def pytest_runtest_makereport(item, call):
     # Lets fixtures see whether their test failed (to print node logs).
     if call.when == "call":
-        item.passerelle_failed = call.excinfo is not None and not hasattr(
-            call.excinfo.value, "__pytest_xfail__")
+        item.passerelle_failed = call.excinfo is not None
 
 
 def _build():
@@ -72,12 +73,15 @@ def pg():
 
 
 def _finish(federations, failed):
+    """Stops the nodes; keeps the folder of a federation that misbehaved."""
     problems = []
     for f in federations:
         if failed:
             print(f"\nnode logs of federation {f.name}:\n{f.log_tails()}")
-        problems += f.close()
-        if not problems:
+        these = f.close()
+        if these:
+            problems += these + [f"(its files are kept in {f.dir})"]
+        else:
             f.remove()
     return problems
 
@@ -118,6 +122,8 @@ def module_federation(request, pg, passerelle_bin):
 
 @pytest.fixture(scope="session")
 def fed(pg, passerelle_bin):
+    """troquet and cordee, started once for the tests that leave them
+    running as they found them."""
     f = Federation(pg, passerelle_bin)
     f.build().start()
     yield f

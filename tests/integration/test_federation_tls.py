@@ -91,9 +91,6 @@ def test_body_over_max_body_is_413(shared):
 
 
 @pytest.mark.parametrize("what", ["body", "headers"])
-@pytest.mark.xfail(strict=True, reason="BUG: node/http.c leaves over-limit requests"
-                   " (max_body, max_headers) to evhttp, which answers with an HTML"
-                   " page, not the JSON error body STYLE.md requires")
 def test_over_limit_answer_is_json(shared, what):
     troquet, cordee = shared["troquet"], shared["cordee"]
     body = {"visit_id": str(uuid.uuid4()), "pass": "x"}

@@ -37,11 +37,6 @@ def test_restart_keeps_open_visits(federation):
     assert cordee.balance(member) == (4, 4)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: node/http.c http_loop_main() uses"
-                   " event_base_dispatch(), which returns once http_face_free() has"
-                   " removed the listener and only connections awaiting a worker's"
-                   " reply remain; the reply is never sent and http_face_free() waits"
-                   " forever, so SIGTERM with a request in flight never stops the node")
 def test_sigterm_lets_a_request_in_flight_finish(federation):
     f = federation(config={"troquet": {"visit": {"peer_timeout": "1500ms"}}})
     troquet, cordee = f["troquet"], f["cordee"]
@@ -74,10 +69,6 @@ def test_sigterm_lets_a_request_in_flight_finish(federation):
                              ) == (0,)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: node/server.c server_reload() gives"
-                   " log_init() the tag fresh->space_id, which node/log.c keeps, then"
-                   " frees fresh (config_free): after a SIGHUP every log line carries"
-                   " garbage for the space (heap-use-after-free under ASan)")
 def test_sighup_does_not_stop_the_node(federation):
     f = federation(spaces=("troquet",))
     troquet = f["troquet"]
