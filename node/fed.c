@@ -122,6 +122,7 @@ fed_handle(struct http_job *job, void *worker, void *arg)
 		else
 			http_reply_text(job, 200, "application/jose", token);
 		free(token);
+	/* Ledger exchange (reconcile.c) goes here. */
 	} else if (strcmp(job->path, "/federation/v1/ping") == 0) {
 		cJSON *o = cJSON_CreateObject();
 

@@ -97,8 +97,7 @@ static char *
 home_sign_receipt(struct node *node, const struct home_answer *a)
 {
 	cJSON *p = cJSON_CreateObject();
-	char header[160], kid[64], *payload, *token = NULL;
-	uint8_t sk[64];
+	char *token = NULL;
 
 	cJSON_AddStringToObject(p, "visit_id", a->req->visit_id);
 	cJSON_AddStringToObject(p, "home", node_space_id(node));
@@ -115,16 +114,8 @@ home_sign_receipt(struct node *node, const struct home_answer *a)
 		cJSON_AddStringToObject(p, "currency", a->req->currency);
 	}
 	cJSON_AddNumberToObject(p, "iat", (double)util_now());
-	payload = cJSON_PrintUnformatted(p);
+	(void)node_sign(node, "receipt", p, &token);
 	cJSON_Delete(p);
-	if (payload != NULL && node_pass_key(node, sk, kid, sizeof(kid)) == 0) {
-		snprintf(header, sizeof(header),
-		    "{\"alg\":\"EdDSA\",\"typ\":\"receipt\",\"kid\":\"%s\"}", kid);
-		(void)jws_sign(header, (const uint8_t *)payload, strlen(payload), sk,
-		    &token);
-		sodium_memzero(sk, sizeof(sk));
-	}
-	free(payload);
 	return token;
 }
 
@@ -470,12 +461,13 @@ home_authorize(struct node *node, PGconn *conn, const char *host,
 
 int
 home_complete_visit(struct node *node, PGconn *conn, const char *host,
-    const char *visit_id, const char *checked_out_at, int units, bool in_txn,
-    bool *ret_already)
+    const char *visit_id, const char *checked_in_at, const char *checked_out_at,
+    int units, const char *completion, bool in_txn, bool *ret_already)
 {
 	const struct config *cfg = node_config(node);
 	char units_s[16];
-	const char *params[4] = { visit_id, host, checked_out_at, units_s };
+	const char *params[6] = { visit_id, host, checked_out_at, units_s, completion,
+		checked_in_at };
 	PGresult *res;
 	int r = -EIO;
 
@@ -488,11 +480,12 @@ home_complete_visit(struct node *node, PGconn *conn, const char *host,
 	 * them set and changes nothing.
 	 */
 	res = db_query(conn,
-	    "update home_visits v set checked_out_at = $3, units = $4"
+	    "update home_visits v set checked_out_at = $3, units = $4, completion = $5,"
+	    " checked_in_at = $6"
 	    " from members m where v.visit_id = $1 and v.host = $2"
 	    " and v.decision = 'admit' and v.checked_out_at is null"
 	    " and m.id = v.member_id"
-	    " returning v.member_id, m.plan", 4, params);
+	    " returning v.member_id, m.plan", 6, params);
 	if (res == NULL)
 		goto out;
 	if (PQntuples(res) == 0) {
@@ -554,6 +547,34 @@ out:
 	return r;
 }
 
+/*
+ * The host's completion must be its signature over this very report: same
+ * visit, same host (the caller), this home, same times and units.
+ */
+static bool
+home_completion_ok(struct node *node, const char *host, const char *token,
+    const char *visit_id, const char *out, int units)
+{
+	cJSON *p = NULL;
+	const cJSON *v, *h, *m, *o, *u;
+	bool ok;
+
+	if (node_verify_signed(node, token, "completion", host, &p) < 0)
+		return false;
+	v = cJSON_GetObjectItemCaseSensitive(p, "visit_id");
+	h = cJSON_GetObjectItemCaseSensitive(p, "host");
+	m = cJSON_GetObjectItemCaseSensitive(p, "home");
+	o = cJSON_GetObjectItemCaseSensitive(p, "checked_out_at");
+	u = cJSON_GetObjectItemCaseSensitive(p, "units");
+	ok = cJSON_IsString(v) && strcmp(v->valuestring, visit_id) == 0 &&
+	    cJSON_IsString(h) && strcmp(h->valuestring, host) == 0 &&
+	    cJSON_IsString(m) && strcmp(m->valuestring, node_space_id(node)) == 0 &&
+	    cJSON_IsString(o) && strcmp(o->valuestring, out) == 0 &&
+	    cJSON_IsNumber(u) && u->valueint == units;
+	cJSON_Delete(p);
+	return ok;
+}
+
 void
 home_complete(struct node *node, PGconn *conn, const char *host,
     const cJSON *req, int *ret_status, char **ret_body)
@@ -562,21 +583,31 @@ home_complete(struct node *node, PGconn *conn, const char *host,
 	const cJSON *in = cJSON_GetObjectItemCaseSensitive(req, "checked_in_at");
 	const cJSON *out = cJSON_GetObjectItemCaseSensitive(req, "checked_out_at");
 	const cJSON *units = cJSON_GetObjectItemCaseSensitive(req, "units");
+	const cJSON *completion = cJSON_GetObjectItemCaseSensitive(req, "completion");
 	bool already = false;
 	int64_t t;
 	int r;
 
 	if (!cJSON_IsString(vid) || !visit_id_valid(vid->valuestring) ||
 	    !cJSON_IsString(out) || util_parse_time(out->valuestring, &t) < 0 ||
+	    !cJSON_IsString(in) || util_parse_time(in->valuestring, &t) < 0 ||
 	    !cJSON_IsNumber(units) || units->valueint < 0 || units->valueint > 100 ||
-	    (in != NULL && !cJSON_IsString(in))) {
+	    !cJSON_IsString(completion)) {
 		*ret_status = 400;
 		*ret_body = home_error_body("bad_request", "expected {\"visit_id\": UUID,"
-		    " \"checked_out_at\": RFC3339, \"units\": N}");
+		    " \"checked_in_at\": RFC3339, \"checked_out_at\": RFC3339,"
+		    " \"units\": N, \"completion\": JWS}");
 		return;
 	}
-	r = home_complete_visit(node, conn, host, vid->valuestring, out->valuestring,
-	    units->valueint, false, &already);
+	if (!home_completion_ok(node, host, completion->valuestring, vid->valuestring,
+	    out->valuestring, units->valueint)) {
+		*ret_status = 400;
+		*ret_body = home_error_body("bad_completion", "the completion is not the"
+		    " calling space's signature over this visit's report");
+		return;
+	}
+	r = home_complete_visit(node, conn, host, vid->valuestring, in->valuestring,
+	    out->valuestring, units->valueint, completion->valuestring, false, &already);
 	if (r == 0) {
 		*ret_status = 200;
 		*ret_body = strdup(already ? "{\"status\":\"already_recorded\"}" :

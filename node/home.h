@@ -35,14 +35,15 @@ int home_decide(struct node *node, PGconn *conn, const struct home_request *req,
     bool in_txn, int *ret_status, char **ret_body);
 
 /*
- * Records that a visit ended (units counted by the host), debiting extra
+ * Records that a visit ended (units counted by the host, and the host's
+ * signed completion, checked by the caller), debiting extra
  * tickets where the terms say one ticket per unit.  Repeats are harmless:
  * *ret_already tells that it was recorded before.  -ENOENT: no admitted visit
  * with this id from host.
  */
 int home_complete_visit(struct node *node, PGconn *conn, const char *host,
-    const char *visit_id, const char *checked_out_at, int units, bool in_txn,
-    bool *ret_already);
+    const char *visit_id, const char *checked_in_at, const char *checked_out_at,
+    int units, const char *completion, bool in_txn, bool *ret_already);
 
 /* Federation handlers: POST /federation/v1/authorize and /complete. */
 void home_authorize(struct node *node, PGconn *conn, const char *host,

@@ -559,6 +559,8 @@ static const struct cli_command commands[] = {
 	    "Roll the directory-signing key over (announce, then switch).", "coordinator" },
 	{ "federation", "sign", federation_cmd_sign, "--federation DIR [--valid-days N]",
 	    "Sign and publish the directory again (next serial).", "coordinator" },
+	/* Reconciliation and settlement (reconcile.c). */
+	/* The web page's commands (web.c). */
 	{ "key", "generate", cmd_key_generate, "FILE [--public FILE]",
 	    "Make an Ed25519 key (pass signing, directory signing).", "coordinator" },
 	{ "directory", "sign", cmd_directory_sign,

@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "db.h"
+#include "jws.h"
 #include "b64url.h"
 #include "key.h"
 #include "log.h"
@@ -590,4 +591,71 @@ node_directory_wait_hint(struct node *node, int timeout_ms, char *space, size_t 
 	}
 	pthread_mutex_unlock(&node->hint_lock);
 	return got;
+}
+
+int
+node_verify_signed(struct node *node, const char *token, const char *typ,
+    const char *space_id, cJSON **ret_payload)
+{
+	struct node_directory *nd = node_directory_get(node);
+	struct jws *jws = NULL;
+	const char *t, *kid;
+	const uint8_t *payload;
+	uint8_t pk[32];
+	size_t len;
+	cJSON *o;
+	int r;
+
+	r = jws_parse(token, JWS_MAX_TOKEN * 16, &jws) < 0 ? -EBADMSG : 0;
+	if (r < 0)
+		goto out;
+	t = jws_header_string(jws, "typ");
+	kid = jws_header_string(jws, "kid");
+	if (t == NULL || strcmp(t, typ) != 0 || kid == NULL) {
+		r = -EBADMSG;
+		goto out;
+	}
+	if (nd == NULL || directory_find_key(nd->dir, space_id, kid, pk) < 0) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (jws_verify(jws, pk) < 0) {
+		r = -EKEYREJECTED;
+		goto out;
+	}
+	payload = jws_payload(jws, &len);
+	o = jws_json_parse_object((const char *)payload, len, 8);
+	if (o == NULL) {
+		r = -EBADMSG;
+		goto out;
+	}
+	*ret_payload = o;
+out:
+	jws_free(jws);
+	node_directory_put(node, nd);
+	return r;
+}
+
+int
+node_sign(struct node *node, const char *typ, const cJSON *payload, char **ret_token)
+{
+	char header[192], kid[64], *text;
+	uint8_t sk[64];
+	int r;
+
+	r = node_pass_key(node, sk, kid, sizeof(kid));
+	if (r < 0)
+		return r;
+	text = cJSON_PrintUnformatted(payload);
+	if (text == NULL) {
+		sodium_memzero(sk, sizeof(sk));
+		return -ENOMEM;
+	}
+	snprintf(header, sizeof(header), "{\"alg\":\"EdDSA\",\"typ\":\"%s\",\"kid\":\"%s\"}",
+	    typ, kid);
+	r = jws_sign(header, (const uint8_t *)text, strlen(text), sk, ret_token) < 0 ?
+	    -EIO : 0;
+	sodium_memzero(sk, sizeof(sk));
+	cJSON_free(text);
+	return r;
 }

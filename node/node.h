@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
 #include <libpq-fe.h>
 
 #include "config.h"
@@ -90,6 +91,20 @@ void node_directory_hint(struct node *node, const char *space_id, int64_t serial
 int node_directory_wait_hint(struct node *node, int timeout_ms, char *space,
     size_t len, int64_t *ret_serial);
 void node_directory_wake(struct node *node);
+
+/*
+ * Verifies a JWS that space_id signed with one of its pass-signing keys in
+ * the current directory (receipts, completions, revocation lists): the
+ * header's typ must be typ; on success *ret_payload is the parsed JSON
+ * object (the caller deletes it).  -ENOENT: unknown space or key;
+ * -EBADMSG: malformed or wrong typ; -EKEYREJECTED: bad signature.
+ */
+int node_verify_signed(struct node *node, const char *token, const char *typ,
+    const char *space_id, cJSON **ret_payload);
+
+/* Signs payload as this space (pass-signing key) with header typ. */
+int node_sign(struct node *node, const char *typ, const cJSON *payload,
+    char **ret_token);
 
 /* Connects to the node's database (one connection per thread). */
 int node_db_connect(struct node *node, PGconn **ret, char *err, size_t errlen);

@@ -7,10 +7,8 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
-#include <sodium.h>
 
 #include "db.h"
-#include "jws.h"
 #include "log.h"
 #include "revocation.h"
 #include "util.h"
@@ -23,8 +21,6 @@ revocation_publish(struct node *node, PGconn *conn, char **ret_token)
 {
 	PGresult *res;
 	cJSON *o, *list;
-	char *payload, header[160], kid[64];
-	uint8_t sk[64];
 	int r;
 
 	res = db_query(conn, "select jti from passes where revoked_at is not null"
@@ -38,19 +34,8 @@ revocation_publish(struct node *node, PGconn *conn, char **ret_token)
 	for (int i = 0; i < PQntuples(res); i++)
 		cJSON_AddItemToArray(list, cJSON_CreateString(PQgetvalue(res, i, 0)));
 	PQclear(res);
-	payload = cJSON_PrintUnformatted(o);
+	r = node_sign(node, REVOCATION_TYP, o, ret_token);
 	cJSON_Delete(o);
-	if (payload == NULL)
-		return -ENOMEM;
-	r = node_pass_key(node, sk, kid, sizeof(kid));
-	if (r == 0) {
-		snprintf(header, sizeof(header),
-		    "{\"alg\":\"EdDSA\",\"typ\":\"" REVOCATION_TYP "\",\"kid\":\"%s\"}", kid);
-		r = jws_sign(header, (const uint8_t *)payload, strlen(payload), sk,
-		    ret_token) < 0 ? -EIO : 0;
-		sodium_memzero(sk, sizeof(sk));
-	}
-	free(payload);
 	return r;
 }
 
@@ -58,26 +43,14 @@ revocation_publish(struct node *node, PGconn *conn, char **ret_token)
 static int
 revocation_store(struct node *node, PGconn *conn, const char *peer, const char *token)
 {
-	struct node_directory *nd = node_directory_get(node);
-	struct jws *jws = NULL;
 	cJSON *o = NULL;
 	const cJSON *iss, *list, *j;
-	const char *typ, *kid;
-	uint8_t pk[32];
-	size_t plen;
-	const uint8_t *payload;
-	int r = -EBADMSG, n = 0;
+	int r, n = 0;
 
-	if (jws_parse(token, JWS_MAX_TOKEN * 16, &jws) < 0)
+	r = node_verify_signed(node, token, REVOCATION_TYP, peer, &o);
+	if (r < 0)
 		goto out;
-	typ = jws_header_string(jws, "typ");
-	kid = jws_header_string(jws, "kid");
-	if (typ == NULL || strcmp(typ, REVOCATION_TYP) != 0 || kid == NULL ||
-	    nd == NULL || directory_find_key(nd->dir, peer, kid, pk) < 0 ||
-	    jws_verify(jws, pk) < 0)
-		goto out;
-	payload = jws_payload(jws, &plen);
-	o = cJSON_ParseWithLength((const char *)payload, plen);
+	r = -EBADMSG;
 	iss = cJSON_GetObjectItemCaseSensitive(o, "iss");
 	list = cJSON_GetObjectItemCaseSensitive(o, "jti");
 	if (!cJSON_IsString(iss) || strcmp(iss->valuestring, peer) != 0 ||
@@ -111,11 +84,9 @@ revocation_store(struct node *node, PGconn *conn, const char *peer, const char *
 rollback:
 	db_rollback(conn);
 out:
-	if (r == -EBADMSG)
+	if (r < 0 && r != -EIO)
 		log_warnx("revocation list from %s refused: it does not verify", peer);
 	cJSON_Delete(o);
-	jws_free(jws);
-	node_directory_put(node, nd);
 	return r;
 }
 

@@ -106,8 +106,6 @@ visit_read_answer(struct node *node, const char *body, const char *home,
 	cJSON *o = cJSON_Parse(body);
 	const cJSON *v;
 	const char *decision;
-	struct node_directory *nd = NULL;
-	struct jws *jws = NULL;
 	cJSON *rp = NULL;
 
 	if (o == NULL || !cJSON_IsObject(o)) {
@@ -137,31 +135,15 @@ visit_read_answer(struct node *node, const char *body, const char *home,
 	d->receipt = strdup(v->valuestring);
 
 	/* The receipt must be the home's signature over this very decision. */
-	nd = node_directory_get(node);
-	if (jws_parse(d->receipt, JWS_MAX_TOKEN, &jws) < 0 ||
-	    jws_header_string(jws, "typ") == NULL ||
-	    strcmp(jws_header_string(jws, "typ"), "receipt") != 0 ||
-	    jws_header_string(jws, "kid") == NULL) {
-		visit_refuse(d, "bad_receipt", "The home space's receipt is malformed.");
+	if (node_verify_signed(node, d->receipt, "receipt", home, &rp) < 0) {
+		visit_refuse(d, "bad_receipt", "The home space's receipt does not verify.");
 		goto out;
 	}
 	{
-		uint8_t pk[32];
-		size_t plen;
-		const char *payload;
-		const cJSON *rv, *rd, *rh;
+		const cJSON *rv = cJSON_GetObjectItemCaseSensitive(rp, "visit_id");
+		const cJSON *rd = cJSON_GetObjectItemCaseSensitive(rp, "decision");
+		const cJSON *rh = cJSON_GetObjectItemCaseSensitive(rp, "host");
 
-		if (nd == NULL || directory_find_key(nd->dir, home,
-		    jws_header_string(jws, "kid"), pk) < 0 || jws_verify(jws, pk) < 0) {
-			visit_refuse(d, "bad_receipt",
-			    "The home space's receipt does not verify.");
-			goto out;
-		}
-		payload = (const char *)jws_payload(jws, &plen);
-		rp = cJSON_ParseWithLength(payload, plen);
-		rv = cJSON_GetObjectItemCaseSensitive(rp, "visit_id");
-		rd = cJSON_GetObjectItemCaseSensitive(rp, "decision");
-		rh = cJSON_GetObjectItemCaseSensitive(rp, "host");
 		if (!cJSON_IsString(rv) || strcmp(rv->valuestring, d->visit_id) != 0 ||
 		    !cJSON_IsString(rd) || strcmp(rd->valuestring, decision) != 0 ||
 		    !cJSON_IsString(rh) || strcmp(rh->valuestring, node_space_id(node)) != 0) {
@@ -175,8 +157,6 @@ visit_read_answer(struct node *node, const char *body, const char *home,
 		visit_refuse(d, "refused", "Refused by the home space.");
 out:
 	cJSON_Delete(rp);
-	jws_free(jws);
-	node_directory_put(node, nd);
 	cJSON_Delete(o);
 }
 
@@ -454,13 +434,41 @@ db_error:
 	return -EIO;
 }
 
+/*
+ * The host's signed completion: what it counted, at what rate, so that the
+ * visit's record is evidence for both sides (with the home's receipt).  row
+ * holds RETURNING home, units, in, out, pseudonym, rate_cents, currency.
+ */
+static char *
+visit_sign_completion(struct node *node, const char *visit_id, PGresult *row)
+{
+	cJSON *p = cJSON_CreateObject();
+	char *token = NULL;
+
+	cJSON_AddStringToObject(p, "visit_id", visit_id);
+	cJSON_AddStringToObject(p, "host", node_space_id(node));
+	cJSON_AddStringToObject(p, "home", PQgetvalue(row, 0, 0));
+	cJSON_AddStringToObject(p, "sub", PQgetvalue(row, 0, 4));
+	cJSON_AddStringToObject(p, "checked_in_at", PQgetvalue(row, 0, 2));
+	cJSON_AddStringToObject(p, "checked_out_at", PQgetvalue(row, 0, 3));
+	cJSON_AddNumberToObject(p, "units", atoi(PQgetvalue(row, 0, 1)));
+	if (!PQgetisnull(row, 0, 5)) {
+		cJSON_AddNumberToObject(p, "rate_cents", atoi(PQgetvalue(row, 0, 5)));
+		cJSON_AddStringToObject(p, "currency", PQgetvalue(row, 0, 6));
+	}
+	cJSON_AddNumberToObject(p, "iat", (double)util_now());
+	(void)node_sign(node, "completion", p, &token);
+	cJSON_Delete(p);
+	return token;
+}
+
 int
 visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
     const char *visit_id, const char *at, struct visit_checkout *ret, char *err,
     size_t errlen)
 {
 	const struct config *cfg = node_config(node);
-	char half[32], outbox_id[32] = "";
+	char half[32], outbox_id[32] = "", *completion;
 	const char *params[3];
 	PGresult *res;
 	int r = -EIO;
@@ -491,7 +499,7 @@ visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
 	    " where visit_id = $1 and status = 'open'"
 	    " returning home, units, to_char(checked_in_at at time zone 'UTC',"
 	    "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), to_char(checked_out_at at time zone 'UTC',"
-	    "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')", 3, params);
+	    "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), pseudonym, rate_cents, currency", 3, params);
 	if (res == NULL)
 		goto db_error_rollback;
 	if (PQntuples(res) == 0) {
@@ -519,13 +527,25 @@ visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
 	}
 	util_strlcpy(ret->home, PQgetvalue(res, 0, 0), sizeof(ret->home));
 	ret->units = atoi(PQgetvalue(res, 0, 1));
-	if (strcmp(ret->home, node_space_id(node)) == 0) {
+	completion = visit_sign_completion(node, visit_id, res);
+	if (completion == NULL) {
+		PQclear(res);
+		goto db_error_rollback;
+	}
+	{
+		const char *p2[2] = { visit_id, completion };
+
+		r = db_exec(conn, "update host_visits set completion = $2"
+		    " where visit_id = $1", 2, p2);
+	}
+	if (r == 0 && strcmp(ret->home, node_space_id(node)) == 0) {
 		bool already;
 
 		r = home_complete_visit(node, conn, ret->home, visit_id,
-		    PQgetvalue(res, 0, 3), ret->units, true, &already);
+		    PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), ret->units, completion,
+		    true, &already);
 		ret->reported = r == 0;
-	} else {
+	} else if (r == 0) {
 		cJSON *o = cJSON_CreateObject();
 		char *payload;
 
@@ -533,12 +553,14 @@ visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
 		cJSON_AddStringToObject(o, "checked_in_at", PQgetvalue(res, 0, 2));
 		cJSON_AddStringToObject(o, "checked_out_at", PQgetvalue(res, 0, 3));
 		cJSON_AddNumberToObject(o, "units", ret->units);
+		cJSON_AddStringToObject(o, "completion", completion);
 		payload = cJSON_PrintUnformatted(o);
 		cJSON_Delete(o);
 		r = payload != NULL ? outbox_add(conn, ret->home, OUTBOX_COMPLETE, visit_id,
 		    payload, outbox_id, sizeof(outbox_id)) : -ENOMEM;
 		free(payload);
 	}
+	free(completion);
 	PQclear(res);
 	if (r < 0 || db_commit(conn) < 0)
 		goto db_error_rollback;

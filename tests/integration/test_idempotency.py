@@ -5,7 +5,24 @@ These tests speak the federation protocol themselves, as troquet, with
 troquet's own certificate."""
 import uuid
 
-from harness import jws_parts
+from harness import jws_parts, load_ed25519_private, make_jws
+
+
+def completion(host, home, report):
+    """The host's signed completion of a report (JWS typ "completion")."""
+    payload = {"visit_id": report["visit_id"], "host": host.id, "home": home.id,
+               "sub": "x", "checked_in_at": report["checked_in_at"],
+               "checked_out_at": report["checked_out_at"], "units": report["units"]}
+    key = load_ed25519_private(host.dir / "pass.key")
+    return make_jws({"alg": "EdDSA", "typ": "completion", "kid": host.kid},
+                    payload, key)
+
+
+def report(host, home, visit, out="2024-03-01T11:30:00Z", units=1):
+    done = {"visit_id": visit, "checked_in_at": "2024-03-01T08:00:00Z",
+            "checked_out_at": out, "units": units}
+    done["completion"] = completion(host, home, done)
+    return done
 
 
 def authorize(home, host, visit_id, token):
@@ -68,13 +85,12 @@ def test_complete_twice_records_once(shared):
     visit = str(uuid.uuid4())
     assert authorize(cordee, troquet, visit, token).json()["decision"] == "admit"
 
-    done = {"visit_id": visit, "checked_in_at": "2024-03-01T08:00:00Z",
-            "checked_out_at": "2024-03-01T11:30:00Z", "units": 1}
+    done = report(troquet, cordee, visit)
     r = cordee.fed_request(troquet, "POST", "/federation/v1/complete", done)
     assert r.status == 200, r
     assert r.json() == {"status": "recorded"}
     r = cordee.fed_request(troquet, "POST", "/federation/v1/complete",
-                           dict(done, units=2, checked_out_at="2024-03-01T18:00:00Z"))
+                           report(troquet, cordee, visit, "2024-03-01T18:00:00Z", 2))
     assert r.status == 200, r
     assert r.json() == {"status": "already_recorded"}
 
@@ -87,10 +103,26 @@ def test_complete_twice_records_once(shared):
 def test_complete_of_an_unknown_visit(shared):
     troquet, cordee = shared["troquet"], shared["cordee"]
     r = cordee.fed_request(troquet, "POST", "/federation/v1/complete",
-                           {"visit_id": str(uuid.uuid4()),
-                            "checked_out_at": "2024-03-01T11:30:00Z", "units": 1})
+                           report(troquet, cordee, str(uuid.uuid4())))
     assert r.status == 404, r
     assert r.json()["error"] == "unknown_visit"
+
+
+def test_complete_needs_the_hosts_signature(shared):
+    """Evidence: a report whose completion is not the host's signature over
+    it changes nothing."""
+    troquet, cordee = shared["troquet"], shared["cordee"]
+    member, token = cordee.member_with_pass(tickets=10)
+    visit = str(uuid.uuid4())
+    assert authorize(cordee, troquet, visit, token).json()["decision"] == "admit"
+    honest = report(troquet, cordee, visit)
+    for forged in (dict(honest, units=2),                       # not what was signed
+                   dict(honest, completion=completion(cordee, cordee, honest)),
+                   {k: v for k, v in honest.items() if k != "completion"}):
+        r = cordee.fed_request(troquet, "POST", "/federation/v1/complete", forged)
+        assert r.status == 400, (forged, r)
+    assert cordee.query_one("select checked_out_at from home_visits"
+                            " where visit_id = %s", visit) == (None,)
 
 
 def test_complete_only_by_the_host_of_the_visit(federation):
@@ -100,8 +132,8 @@ def test_complete_only_by_the_host_of_the_visit(federation):
     member, token = cordee.member_with_pass(tickets=5)
     visit = str(uuid.uuid4())
     assert authorize(cordee, troquet, visit, token).json()["decision"] == "admit"
-    done = {"visit_id": visit, "checked_out_at": "2024-03-01T11:30:00Z", "units": 1}
-    r = cordee.fed_request(grenoble, "POST", "/federation/v1/complete", done)
+    r = cordee.fed_request(grenoble, "POST", "/federation/v1/complete",
+                           report(grenoble, cordee, visit))
     assert r.status == 404, r
     assert cordee.query_one("select checked_out_at from home_visits"
                             " where visit_id = %s", visit) == (None,)
