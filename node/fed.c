@@ -14,6 +14,8 @@
 #include "http.h"
 #include "log.h"
 #include "revocation.h"
+#include "db.h"
+#include "util.h"
 #include "server.h"
 #include "home.h"
 
@@ -48,15 +50,55 @@ fed_caller_ok(struct http_job *job, struct worker *w)
 	return ok;
 }
 
+/*
+ * Idempotency of the POSTs that have no key of their own in their body: a
+ * repeat with the same key and body gets the stored answer byte for byte,
+ * the same key with another body 409, and neither changes anything.
+ * Returns true when the job was answered from the store.
+ */
+static bool
+fed_idempotent_replay(struct http_job *job, PGconn *conn, char hash[65])
+{
+	uint8_t h[32];
+	const char *params[3] = { job->peer_space, job->idempotency_key, hash };
+	PGresult *res;
+
+	crypto_hash_sha256(h, (const uint8_t *)job->body, job->body_len);
+	util_hex(h, 32, hash);
+	res = db_query(conn, "update idempotency_keys set repeats = repeats + 1"
+	    " where caller = $1 and key = $2 returning request_hash, status, response",
+	    2, params);
+	if (res == NULL || PQntuples(res) == 0) {
+		PQclear(res);
+		return false;
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), hash) == 0) {
+		job->status = atoi(PQgetvalue(res, 0, 1));
+		job->content_type = "application/json";
+		job->resp_body = strdup(PQgetvalue(res, 0, 2));
+	} else {
+		http_reply_error(job, 409, "conflict", "idempotency key %s was used with"
+		    " another request", job->idempotency_key);
+	}
+	PQclear(res);
+	return true;
+}
+
 static void
-fed_post(struct http_job *job, struct worker *w,
+fed_post(struct http_job *job, struct worker *w, bool keyed_by_body,
     void (*fn)(struct node *, PGconn *, const char *, const cJSON *, int *, char **))
 {
 	PGconn *conn;
 	cJSON *req;
-	char *body = NULL;
+	char *body = NULL, hash[65];
 	int status = 500;
 
+	if (job->idempotency_key == NULL || job->idempotency_key[0] == '\0' ||
+	    strlen(job->idempotency_key) > 128) {
+		http_reply_error(job, 400, "idempotency_key_required",
+		    "a federation POST carries an Idempotency-Key header (at most 128 bytes)");
+		return;
+	}
 	req = http_job_json(job);
 	if (req == NULL)
 		return;
@@ -66,11 +108,25 @@ fed_post(struct http_job *job, struct worker *w,
 		http_reply_error(job, 503, "unavailable", "the node's database is down; retry");
 		return;
 	}
+	if (!keyed_by_body && fed_idempotent_replay(job, conn, hash)) {
+		cJSON_Delete(req);
+		return;
+	}
 	fn(w->node, conn, job->peer_space, req, &status, &body);
 	cJSON_Delete(req);
 	if (body == NULL) {
 		http_reply_error(job, 500, "internal", "no answer");
 		return;
+	}
+	if (!keyed_by_body && status < 500) {
+		char st[16];
+		const char *params[5] = { job->peer_space, job->idempotency_key, hash, st,
+			body };
+
+		snprintf(st, sizeof(st), "%d", status);
+		(void)db_exec(conn, "insert into idempotency_keys (caller, key,"
+		    " request_hash, status, response) values ($1, $2, $3, $4, $5)"
+		    " on conflict do nothing", 5, params);
 	}
 	job->status = status;
 	job->content_type = "application/json";
@@ -99,12 +155,12 @@ fed_handle(struct http_job *job, void *worker, void *arg)
 		if (job->method != HTTP_POST)
 			http_reply_error(job, 405, "method_not_allowed", "use POST");
 		else
-			fed_post(job, w, home_authorize);
+			fed_post(job, w, true, home_authorize);
 	} else if (strcmp(job->path, "/federation/v1/complete") == 0) {
 		if (job->method != HTTP_POST)
 			http_reply_error(job, 405, "method_not_allowed", "use POST");
 		else
-			fed_post(job, w, home_complete);
+			fed_post(job, w, false, home_complete);
 	} else if (strcmp(job->path, "/federation/v1/directory") == 0) {
 		struct node_directory *nd = node_directory_get(w->node);
 

@@ -499,6 +499,27 @@ home_complete_visit(struct node *node, PGconn *conn, const char *host,
 		PQclear(res);
 		goto out;
 	}
+	if (units == 0) {
+		/*
+		 * A void completion: the host gave up on this visit (it never
+		 * let the member in), so the ticket debited for it goes back.
+		 */
+		const char *p2[2] = { PQgetvalue(res, 0, 0), visit_id };
+		PGresult *d = db_query(conn,
+		    "with paid as (select 1 from ticket_movements where visit_id = $2"
+		    "   and reason = 'visit'),"
+		    " refund as (insert into ticket_movements (member_id, delta, reason,"
+		    "   visit_id, actor) select $1, 1, 'refund', $2, 'void' from paid"
+		    "   returning 1)"
+		    " update members set tickets = tickets + (select count(*) from refund)"
+		    " where id = $1", 2, p2);
+
+		if (d == NULL) {
+			PQclear(res);
+			goto out;
+		}
+		PQclear(d);
+	}
 	if (units > 1 && strcmp(PQgetvalue(res, 0, 1), "tickets") == 0) {
 		struct terms t;
 
@@ -612,6 +633,10 @@ home_complete(struct node *node, PGconn *conn, const char *host,
 		*ret_status = 200;
 		*ret_body = strdup(already ? "{\"status\":\"already_recorded\"}" :
 		    "{\"status\":\"recorded\"}");
+	} else if (r == -ENOENT && units->valueint == 0) {
+		/* A void of a visit we never admitted: nothing to undo. */
+		*ret_status = 200;
+		*ret_body = strdup("{\"status\":\"nothing_to_void\"}");
 	} else if (r == -ENOENT) {
 		*ret_status = 404;
 		*ret_body = home_error_body("unknown_visit",

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -235,6 +236,35 @@ http_reply_text(struct http_job *job, int status, const char *type, const char *
 	job->status = status;
 	job->content_type = type;
 	job->resp_body = strdup(text);
+	job->resp_static = NULL;
+}
+
+void
+http_reply_static(struct http_job *job, int status, const char *type,
+    const char *data, size_t len)
+{
+	free(job->resp_body);
+	job->resp_body = NULL;
+	job->status = status;
+	job->content_type = type;
+	job->resp_static = data;
+	job->resp_static_len = len;
+}
+
+int
+http_reply_header(struct http_job *job, const char *name, const char *value)
+{
+	char *v;
+
+	if (job->resp_nheaders >= HTTP_MAX_RESP_HEADERS)
+		return -E2BIG;
+	v = strdup(value);
+	if (v == NULL)
+		return -ENOMEM;
+	job->resp_headers[job->resp_nheaders].name = name;
+	job->resp_headers[job->resp_nheaders].value = v;
+	job->resp_nheaders++;
+	return 0;
 }
 
 void
@@ -244,6 +274,7 @@ http_reply_json(struct http_job *job, int status, cJSON *body)
 
 	cJSON_Delete(body);
 	free(job->resp_body);
+	job->resp_static = NULL;
 	job->status = text != NULL ? status : 500;
 	job->content_type = "application/json";
 	job->resp_body = text != NULL ? text :
@@ -352,6 +383,13 @@ http_job_free(struct http_job *job)
 	free(job->body);
 	free(job->authorization);
 	free(job->idempotency_key);
+	free(job->cookie);
+	free(job->csrf_token);
+	free(job->accept_language);
+	free(job->req_content_type);
+	free(job->if_none_match);
+	for (int i = 0; i < job->resp_nheaders; i++)
+		free(job->resp_headers[i].value);
 	free(job->resp_body);
 	free(job->resp_location);
 	free(job->priv);
@@ -416,10 +454,17 @@ http_send(struct http_loop *loop, struct evhttp_request *req, struct http_job *j
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
 	struct evbuffer *buf = evbuffer_new();
 	const struct http_face_options *o = &loop->face->o;
+	bool cache_control = false;
 
 	evhttp_add_header(out, "Content-Type", job->content_type != NULL ?
 	    job->content_type : "application/json");
-	evhttp_add_header(out, "Cache-Control", "no-store");
+	for (int i = 0; i < job->resp_nheaders; i++) {
+		evhttp_add_header(out, job->resp_headers[i].name, job->resp_headers[i].value);
+		if (strcasecmp(job->resp_headers[i].name, "Cache-Control") == 0)
+			cache_control = true;
+	}
+	if (!cache_control)
+		evhttp_add_header(out, "Cache-Control", "no-store");
 	evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
 	if (job->resp_location != NULL)
 		evhttp_add_header(out, "Location", job->resp_location);
@@ -433,7 +478,10 @@ http_send(struct http_loop *loop, struct evhttp_request *req, struct http_job *j
 		    (long long)o->serial_fn(o->serial_arg));
 		evhttp_add_header(out, "Passerelle-Directory-Serial", serial);
 	}
-	if (buf != NULL && job->resp_body != NULL)
+	if (buf != NULL && job->resp_static != NULL)
+		evbuffer_add_reference(buf, job->resp_static, job->resp_static_len,
+		    NULL, NULL);
+	else if (buf != NULL && job->resp_body != NULL)
 		evbuffer_add(buf, job->resp_body, strlen(job->resp_body));
 	evhttp_send_reply(req, job->status, NULL, buf);
 	if (buf != NULL)
@@ -601,6 +649,12 @@ http_request_cb(struct evhttp_request *req, void *arg)
 	job->body[job->body_len] = '\0';
 	job->authorization = http_header_dup(in, "Authorization");
 	job->idempotency_key = http_header_dup(in, "Idempotency-Key");
+	job->cookie = http_header_dup(in, "Cookie");
+	job->csrf_token = http_header_dup(in, "X-CSRF-Token");
+	job->accept_language = http_header_dup(in, "Accept-Language");
+	job->req_content_type = http_header_dup(in, "Content-Type");
+	job->if_none_match = http_header_dup(in, "If-None-Match");
+	job->tls = face->o.ssl_ctx != NULL;
 	v = evhttp_find_header(in, "Passerelle-Directory-Serial");
 	if (v != NULL)
 		job->peer_directory_serial = strtoll(v, NULL, 10);

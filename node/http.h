@@ -30,6 +30,8 @@ enum http_method {
 	HTTP_OTHER,
 };
 
+#define HTTP_MAX_RESP_HEADERS 8
+
 struct http_job {
 	/* The request, copied on the loop thread. */
 	enum http_method method;
@@ -40,6 +42,12 @@ struct http_job {
 	char *authorization;		/* Authorization header or NULL */
 	char *idempotency_key;		/* Idempotency-Key header or NULL */
 	int64_t peer_directory_serial;	/* Passerelle-Directory-Serial, or 0 */
+	char *cookie;			/* Cookie header or NULL */
+	char *csrf_token;		/* X-CSRF-Token header or NULL */
+	char *accept_language;		/* Accept-Language header or NULL */
+	char *req_content_type;		/* Content-Type header or NULL */
+	char *if_none_match;		/* If-None-Match header or NULL */
+	bool tls;			/* it came over TLS */
 	char remote[64];
 	bool has_peer_cert;		/* TLS faces: the client's certificate */
 	char peer_space[64];		/* its SAN space id ("" if none) */
@@ -51,6 +59,17 @@ struct http_job {
 	const char *content_type;
 	char *resp_location;		/* optional Location header */
 	bool close_connection;		/* close it after the reply */
+	/*
+	 * A body not owned by the job (embedded static files), used instead
+	 * of resp_body when set; and extra headers (http_reply_header).
+	 */
+	const char *resp_static;
+	size_t resp_static_len;
+	struct http_header {
+		const char *name;	/* a static string */
+		char *value;
+	} resp_headers[HTTP_MAX_RESP_HEADERS];
+	int resp_nheaders;
 
 	/* Private to http.c. */
 	struct http_private *priv;
@@ -108,6 +127,14 @@ void http_reply_json(struct http_job *job, int status, cJSON *body);
 void http_reply_text(struct http_job *job, int status, const char *type, const char *text);
 void http_reply_error(struct http_job *job, int status, const char *error,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* A body that outlives the job (not copied): embedded files. */
+void http_reply_static(struct http_job *job, int status, const char *type,
+    const char *data, size_t len);
+/*
+ * Adds a response header (name static, value copied); a Cache-Control given
+ * here replaces the default no-store.  -E2BIG past HTTP_MAX_RESP_HEADERS.
+ */
+int http_reply_header(struct http_job *job, const char *name, const char *value);
 
 /*
  * Parses the body as a JSON object within the face's depth limit; on failure

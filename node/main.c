@@ -246,7 +246,7 @@ cmd_visit_checkout(int argc, char **argv)
 
 	if (argc - i != 1)
 		cli_die_usage("visit checkout takes a visit id");
-	cli_session_open(&s, NODE_NEED_DIRECTORY);
+	cli_session_open(&s, NODE_NEED_DIRECTORY | NODE_NEED_PASS_KEY);
 	if (peer_client_new(&pc, s.node) < 0) {
 		cli_session_close(&s);
 		return cli_fail("out of memory");

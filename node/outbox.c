@@ -18,12 +18,15 @@
 #include "log.h"
 #include "outbox.h"
 #include "util.h"
+#include "visit.h"
 
 static const char *
 outbox_path(const char *kind)
 {
 	if (strcmp(kind, OUTBOX_COMPLETE) == 0)
 		return "/federation/v1/complete";
+	if (strcmp(kind, OUTBOX_AUTHORIZE) == 0)
+		return "/federation/v1/authorize";
 	return NULL;
 }
 
@@ -68,14 +71,29 @@ outbox_send(struct node *node, PGconn *conn, struct peer_client *pc,
 		    " where id = $1", 2, p);
 		return 0;
 	}
-	snprintf(idem, sizeof(idem), "Idempotency-Key: %s-%s", kind, visit_id);
-	r = peer_call(pc, peer, "POST", path, payload, hdrs,
-	    (long)node_config(node)->peer_timeout_ms, &resp);
+	/* The visit id is the key of an authorization (as when it was first sent). */
+	if (strcmp(kind, OUTBOX_AUTHORIZE) == 0)
+		snprintf(idem, sizeof(idem), "Idempotency-Key: %s", visit_id);
+	else
+		snprintf(idem, sizeof(idem), "Idempotency-Key: %s-%s", kind, visit_id);
+	/* A dead peer is not hammered: it is probed first, when its time comes. */
+	if (peer_is_down(peer) && !peer_probe(pc, peer)) {
+		r = -EHOSTDOWN;
+		memset(&resp, 0, sizeof(resp));
+		snprintf(resp.error, sizeof(resp.error), "%s is down (waiting to probe it)",
+		    peer);
+	} else {
+		r = peer_call(pc, peer, "POST", path, payload, hdrs,
+		    (long)node_config(node)->peer_timeout_ms, &resp);
+	}
 	if (r == 0 && resp.status >= 200 && resp.status < 300) {
 		const char *p[1] = { id };
 
-		r = db_exec(conn, "update outbox set delivered_at = now(),"
-		    " attempts = attempts + 1, last_error = null where id = $1", 1, p);
+		if (strcmp(kind, OUTBOX_AUTHORIZE) == 0)
+			r = visit_authorization_arrived(node, conn, visit_id, peer, resp.body);
+		if (r == 0)
+			r = db_exec(conn, "update outbox set delivered_at = now(),"
+			    " attempts = attempts + 1, last_error = null where id = $1", 1, p);
 		delivered = r == 0;
 	} else if (r == 0 && resp.status >= 400 && resp.status < 500) {
 		const char *p[2] = { id, err };
@@ -116,7 +134,9 @@ outbox_deliver_one(struct node *node, PGconn *conn, struct peer_client *pc,
 	if (db_begin(conn) < 0)
 		return -EIO;
 	res = db_query(conn, "select id, peer, kind, visit_id, payload, attempts"
-	    " from outbox where id = $1 and delivered_at is null and failed_at is null"
+	    " from outbox o where id = $1 and delivered_at is null and failed_at is null"
+	    " and not exists (select 1 from outbox e where e.visit_id = o.visit_id"
+	    "  and e.id < o.id and e.delivered_at is null and e.failed_at is null)"
 	    " for update skip locked", 1, params);
 	if (res == NULL) {
 		db_rollback(conn);
@@ -144,9 +164,12 @@ outbox_deliver_due(struct node *node, PGconn *conn, struct peer_client *pc,
 	if (db_begin(conn) < 0)
 		return -EIO;
 	res = db_query(conn, "select id, peer, kind, visit_id, payload, attempts"
-	    " from outbox where delivered_at is null and failed_at is null"
-	    " and next_attempt_at <= now() order by id limit $1"
-	    " for update skip locked", 1, params);
+	    " from outbox o where delivered_at is null and failed_at is null"
+	    " and next_attempt_at <= now()"
+	    /* In order per visit: an earlier message of the visit goes first. */
+	    " and not exists (select 1 from outbox e where e.visit_id = o.visit_id"
+	    "  and e.id < o.id and e.delivered_at is null and e.failed_at is null)"
+	    " order by id limit $1 for update skip locked", 1, params);
 	if (res == NULL) {
 		db_rollback(conn);
 		return -EIO;

@@ -16,6 +16,7 @@
 #include "node.h"
 #include "peer.h"
 
+#define OUTBOX_AUTHORIZE "authorize"
 #define OUTBOX_COMPLETE "complete"
 
 /* Queues payload for peer in the caller's transaction; ret_id gets its id. */

@@ -31,6 +31,136 @@ struct peer_client {
 static atomic_uint_fast64_t peer_calls;
 static atomic_uint_fast64_t peer_new_connections;
 
+/* ------------------------------------------------------------ health */
+
+#define PEER_HEALTH_MAX 1024
+#define PEER_DOWN_AFTER 3		/* consecutive failures */
+#define PEER_BACKOFF_MAX 60		/* seconds between probes, at most */
+
+struct peer_health {
+	char space[64];
+	int failures;			/* consecutive */
+	int64_t last_success;
+	int64_t last_failure;
+	int64_t next_probe;		/* while down */
+	char last_error[160];
+};
+
+static pthread_mutex_t peer_health_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct peer_health peer_healths[PEER_HEALTH_MAX];
+static size_t peer_nhealth;
+
+/* The entry for space (created if there is room); the lock is held. */
+static struct peer_health *
+peer_health_find(const char *space)
+{
+	for (size_t i = 0; i < peer_nhealth; i++)
+		if (strcmp(peer_healths[i].space, space) == 0)
+			return &peer_healths[i];
+	if (peer_nhealth == PEER_HEALTH_MAX)
+		return NULL;
+	util_strlcpy(peer_healths[peer_nhealth].space, space,
+	    sizeof(peer_healths[0].space));
+	return &peer_healths[peer_nhealth++];
+}
+
+static void
+peer_health_report(const char *space, bool ok, const char *error)
+{
+	struct peer_health *h;
+
+	pthread_mutex_lock(&peer_health_lock);
+	h = peer_health_find(space);
+	if (h != NULL && ok) {
+		if (h->failures >= PEER_DOWN_AFTER)
+			log_info("peer %s answers again", space);
+		h->failures = 0;
+		h->last_success = util_now();
+	} else if (h != NULL) {
+		h->failures++;
+		h->last_failure = util_now();
+		util_strlcpy(h->last_error, error, sizeof(h->last_error));
+		if (h->failures >= PEER_DOWN_AFTER) {
+			int64_t backoff = (int64_t)1 << (h->failures - PEER_DOWN_AFTER < 6 ?
+			    h->failures - PEER_DOWN_AFTER : 6);
+
+			if (backoff > PEER_BACKOFF_MAX)
+				backoff = PEER_BACKOFF_MAX;
+			h->next_probe = util_now() + backoff;
+			if (h->failures == PEER_DOWN_AFTER)
+				log_warnx("peer %s is down (%s); probing it before calling again",
+				    space, error);
+		}
+	}
+	pthread_mutex_unlock(&peer_health_lock);
+}
+
+bool
+peer_is_down(const char *space)
+{
+	bool down = false;
+
+	pthread_mutex_lock(&peer_health_lock);
+	for (size_t i = 0; i < peer_nhealth; i++)
+		if (strcmp(peer_healths[i].space, space) == 0) {
+			down = peer_healths[i].failures >= PEER_DOWN_AFTER;
+			break;
+		}
+	pthread_mutex_unlock(&peer_health_lock);
+	return down;
+}
+
+/* Down, and its backoff has passed: one caller gets to probe. */
+static bool
+peer_probe_due(const char *space)
+{
+	bool due = false;
+
+	pthread_mutex_lock(&peer_health_lock);
+	for (size_t i = 0; i < peer_nhealth; i++)
+		if (strcmp(peer_healths[i].space, space) == 0) {
+			struct peer_health *h = &peer_healths[i];
+
+			if (h->failures >= PEER_DOWN_AFTER && util_now() >= h->next_probe) {
+				due = true;
+				/* The others wait for this probe's outcome. */
+				h->next_probe = util_now() + 5;
+			}
+			break;
+		}
+	pthread_mutex_unlock(&peer_health_lock);
+	return due;
+}
+
+cJSON *
+peer_health_json(void)
+{
+	cJSON *a = cJSON_CreateArray();
+
+	pthread_mutex_lock(&peer_health_lock);
+	for (size_t i = 0; i < peer_nhealth; i++) {
+		const struct peer_health *h = &peer_healths[i];
+		cJSON *o = cJSON_CreateObject();
+		char t[32];
+
+		cJSON_AddStringToObject(o, "peer", h->space);
+		cJSON_AddBoolToObject(o, "down", h->failures >= PEER_DOWN_AFTER);
+		cJSON_AddNumberToObject(o, "consecutive_failures", h->failures);
+		if (h->last_success != 0) {
+			util_format_time(h->last_success, t);
+			cJSON_AddStringToObject(o, "last_success", t);
+		}
+		if (h->last_failure != 0) {
+			util_format_time(h->last_failure, t);
+			cJSON_AddStringToObject(o, "last_failure", t);
+			cJSON_AddStringToObject(o, "last_error", h->last_error);
+		}
+		cJSON_AddItemToArray(a, o);
+	}
+	pthread_mutex_unlock(&peer_health_lock);
+	return a;
+}
+
 static void
 peer_global_init(void)
 {
@@ -212,6 +342,7 @@ peer_call(struct peer_client *pc, const char *space_id, const char *method,
 	if (cc != CURLE_OK) {
 		snprintf(ret->error, sizeof(ret->error), "%s: %s", space_id,
 		    curl_easy_strerror(cc));
+		peer_health_report(space_id, false, curl_easy_strerror(cc));
 		free(ret->body);
 		ret->body = NULL;
 		ret->len = 0;
@@ -221,6 +352,8 @@ peer_call(struct peer_client *pc, const char *space_id, const char *method,
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &ret->status);
 	if (ret->body == NULL)
 		ret->body = strdup("");
+	/* A 5xx is a node that cannot work now; anything else is an answer. */
+	peer_health_report(space_id, ret->status < 500, "HTTP 5xx");
 	/* The peer holds a newer directory: the refresher fetches it there. */
 	node_directory_hint(pc->node, space_id, ret->directory_serial);
 	r = ret->body != NULL ? 0 : -ENOMEM;
@@ -263,4 +396,20 @@ peer_fetch_url(struct peer_client *pc, const char *url, long timeout_ms,
 	if (ret->body == NULL)
 		ret->body = strdup("");
 	return ret->body != NULL ? 0 : -ENOMEM;
+}
+
+bool
+peer_probe(struct peer_client *pc, const char *space_id)
+{
+	struct peer_response resp;
+	bool up;
+
+	if (!peer_is_down(space_id))
+		return true;
+	if (!peer_probe_due(space_id))
+		return false;
+	up = peer_call(pc, space_id, "GET", "/federation/v1/ping", NULL, NULL, 2000,
+	    &resp) == 0 && resp.status == 200;
+	peer_response_clear(&resp);
+	return up;
 }

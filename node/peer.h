@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "node.h"
 
 #define PEER_MAX_RESPONSE (16 * 1024 * 1024)
@@ -50,6 +52,19 @@ void peer_response_clear(struct peer_response *resp);
  */
 int peer_fetch_url(struct peer_client *pc, const char *url, long timeout_ms,
     struct peer_response *ret);
+
+/*
+ * Peer health, like RADIUS proxies' status checks: after consecutive
+ * failures a peer is "down" and is not called again (check-ins go straight
+ * to the offline terms, the outbox waits) until its backoff has passed and a
+ * cheap probe (GET /federation/v1/ping) succeeds.  peer_call() reports every
+ * outcome itself.  peer_is_down() is cheap and thread-safe.
+ */
+bool peer_is_down(const char *space_id);
+/* Probes a peer that is down and due for a probe: true when it is up now. */
+bool peer_probe(struct peer_client *pc, const char *space_id);
+/* The health of every peer seen so far, as a JSON array (for outbox list). */
+cJSON *peer_health_json(void);
 
 /* Counters since start, for metrics and benchmarks. */
 void peer_stats(uint64_t *ret_calls, uint64_t *ret_new_connections);

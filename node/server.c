@@ -188,11 +188,15 @@ courier_main(void *arg)
 		while (outbox_deliver_due(c->node, w.conn, w.pc, 32, &delivered) == 0 &&
 		    delivered > 0)
 			log_debug("outbox: %d delivered", delivered);
-		/* Visits still open at closing time are checked out then. */
+		/*
+		 * Visits still open at closing time are checked out then, and
+		 * check-ins left pending by a dead process are voided.
+		 */
 		if (util_now() >= next_closing_check) {
-			int closed = 0;
+			int closed = 0, voided = 0;
 
 			(void)visit_close_overdue(c->node, w.conn, w.pc, &closed);
+			(void)visit_resolve_stale(c->node, w.conn, &voided);
 			next_closing_check = util_now() + 5;
 		}
 	}

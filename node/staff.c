@@ -1,12 +1,16 @@
 /*
- * staff.c - staff accounts and their bearer tokens.
+ * staff.c - staff accounts, their bearer tokens and their passwords.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <openssl/evp.h>
+#include <sodium.h>
 
 #include "db.h"
 #include "staff.h"
@@ -94,6 +98,90 @@ staff_authenticate(PGconn *conn, const char *authorization,
 		return -EIO;
 	if (PQntuples(res) == 1 && staff_role_parse(PQgetvalue(res, 0, 0), ret_role) == 0) {
 		util_strlcpy(ret_name, PQgetvalue(res, 0, 1), namelen);
+		r = 0;
+	}
+	PQclear(res);
+	return r;
+}
+
+int
+staff_set_password(PGconn *conn, const char *name, const char *password,
+    char *err, size_t errlen)
+{
+	char hash[crypto_pwhash_STRBYTES];
+	const char *params[2] = { name, hash };
+	PGresult *res;
+	size_t len = strlen(password);
+	int r;
+
+	if (len < STAFF_PASSWORD_MIN || len > STAFF_PASSWORD_MAX) {
+		snprintf(err, errlen, "a password takes %d to %d bytes",
+		    STAFF_PASSWORD_MIN, STAFF_PASSWORD_MAX);
+		return -EINVAL;
+	}
+	if (sodium_init() < 0 || crypto_pwhash_str(hash, password, len,
+	    crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
+		snprintf(err, errlen, "cannot hash the password (out of memory?)");
+		return -ENOMEM;
+	}
+	res = db_query(conn, "update staff set password_hash = $2 where name = $1"
+	    " returning id", 2, params);
+	sodium_memzero(hash, sizeof(hash));
+	if (res == NULL) {
+		snprintf(err, errlen, "database error");
+		return -EIO;
+	}
+	r = PQntuples(res) == 1 ? 0 : -ENOENT;
+	if (r == -ENOENT)
+		snprintf(err, errlen, "no staff account named '%s'", name);
+	PQclear(res);
+	return r;
+}
+
+/*
+ * A hash that no password matches, verified when the name is unknown so
+ * that a wrong name costs the same time as a wrong password.
+ */
+static char staff_dummy_hash[crypto_pwhash_STRBYTES];
+
+static void
+staff_dummy_init(void)
+{
+	char pw[32];
+
+	util_random_token(pw, 16);
+	if (crypto_pwhash_str(staff_dummy_hash, pw, strlen(pw),
+	    crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+		staff_dummy_hash[0] = '\0';
+}
+
+int
+staff_check_password(PGconn *conn, const char *name, const char *password,
+    long long *ret_id, enum staff_role *ret_role, char *ret_name, size_t namelen)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	const char *params[1] = { name };
+	const char *hash;
+	PGresult *res;
+	size_t len = strlen(password);
+	bool known;
+	int r = -EACCES;
+
+	if (sodium_init() < 0)
+		return -EIO;
+	(void)pthread_once(&once, staff_dummy_init);
+	if (strlen(name) > 100 || len > STAFF_PASSWORD_MAX)
+		return -EACCES;
+	res = db_query(conn, "select id, role, name, password_hash from staff"
+	    " where name = $1", 1, params);
+	if (res == NULL)
+		return -EIO;
+	known = PQntuples(res) == 1 && !PQgetisnull(res, 0, 3);
+	hash = known ? PQgetvalue(res, 0, 3) : staff_dummy_hash;
+	if (crypto_pwhash_str_verify(hash, password, len) == 0 && known &&
+	    staff_role_parse(PQgetvalue(res, 0, 1), ret_role) == 0) {
+		*ret_id = atoll(PQgetvalue(res, 0, 0));
+		util_strlcpy(ret_name, PQgetvalue(res, 0, 2), namelen);
 		r = 0;
 	}
 	PQclear(res);

@@ -2,7 +2,8 @@
  * staff.h - staff accounts of the local face: concierge, manager, admin.
  *
  * `staff add` prints a random bearer token once; only its SHA-256 is stored
- * (a 256-bit random token needs no slow hash, unlike a password).
+ * (a 256-bit random token needs no slow hash, unlike a password).  `staff
+ * passwd` gives an account a password for the web page (Argon2id).
  */
 #ifndef PASSERELLE_STAFF_H
 #define PASSERELLE_STAFF_H
@@ -31,5 +32,24 @@ int staff_add(PGconn *conn, const char *name, enum staff_role role,
  */
 int staff_authenticate(PGconn *conn, const char *authorization,
     enum staff_role *ret_role, char *ret_name, size_t namelen);
+
+/*
+ * Passwords for the web page's sign-in, hashed with Argon2id (libsodium's
+ * crypto_pwhash_str, interactive limits: 64 MiB and a few tenths of a
+ * second each).  staff_set_password: 0, -ENOENT (no such account), -EINVAL
+ * (too short or too long), -EIO.
+ */
+#define STAFF_PASSWORD_MIN 10
+#define STAFF_PASSWORD_MAX 1024
+int staff_set_password(PGconn *conn, const char *name, const char *password,
+    char *err, size_t errlen);
+
+/*
+ * Checks a name and password: 0 with the account's id, role and name;
+ * -EACCES for an unknown name, an account without a password or a wrong
+ * password (all three cost the same time); -EIO.
+ */
+int staff_check_password(PGconn *conn, const char *name, const char *password,
+    long long *ret_id, enum staff_role *ret_role, char *ret_name, size_t namelen);
 
 #endif

@@ -310,17 +310,12 @@ fail:
 	return -EIO;
 }
 
-/* Asks the home over the federation face and reads its signed answer. */
-static void
-visit_ask_home(struct node *node, struct peer_client *pc, const char *token,
-    const struct pass_claims *c, struct visit_decision *d)
+/* The authorization request for a visit (sent now, or later by the outbox). */
+static char *
+visit_authorize_body(const char *token, const struct visit_decision *d)
 {
-	const struct config *cfg = node_config(node);
-	struct peer_response resp;
 	cJSON *o = cJSON_CreateObject();
-	char *req, idem[64];
-	const char *hdrs[2] = { idem, NULL };
-	int r;
+	char *req;
 
 	cJSON_AddStringToObject(o, "visit_id", d->visit_id);
 	cJSON_AddStringToObject(o, "pass", token);
@@ -328,17 +323,43 @@ visit_ask_home(struct node *node, struct peer_client *pc, const char *token,
 	cJSON_AddStringToObject(o, "currency", d->currency);
 	req = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
+	return req;
+}
+
+/*
+ * Asks the home over the federation face and reads its signed answer.
+ * Returns 1 when the home could not give an answer (unreachable, down, or
+ * failing: the offline terms decide), 0 otherwise (d holds the decision).
+ */
+static int
+visit_ask_home(struct node *node, struct peer_client *pc, const char *req,
+    const struct pass_claims *c, struct visit_decision *d)
+{
+	const struct config *cfg = node_config(node);
+	struct peer_response resp;
+	char idem[64];
+	const char *hdrs[2] = { idem, NULL };
+	int r, unreachable = 0;
+
+	/* A peer known to be down is not waited for: the desk gets its answer. */
+	if (peer_is_down(c->iss) && !peer_probe(pc, c->iss)) {
+		log_info("visit %s: home %s is down; offline terms apply", d->visit_id,
+		    c->iss);
+		return 1;
+	}
 	snprintf(idem, sizeof(idem), "Idempotency-Key: %s", d->visit_id);
 	r = peer_call(pc, c->iss, "POST", "/federation/v1/authorize", req, hdrs,
 	    (long)cfg->peer_timeout_ms, &resp);
-	free(req);
 	if (r < 0) {
 		log_warnx("visit %s: home %s unreachable: %s", d->visit_id, c->iss,
 		    resp.error);
-		visit_refuse(d, "home_unreachable", "The member's home space (%s)"
-		    " cannot be reached right now; try again in a moment.", c->iss);
+		unreachable = 1;
 	} else if (resp.status == 200) {
 		visit_read_answer(node, resp.body, c->iss, d);
+	} else if (resp.status >= 500) {
+		log_warnx("visit %s: home %s failing (HTTP %ld)", d->visit_id, c->iss,
+		    resp.status);
+		unreachable = 1;
 	} else {
 		cJSON *e = cJSON_Parse(resp.body);
 		const cJSON *detail = cJSON_GetObjectItemCaseSensitive(e, "detail");
@@ -350,6 +371,162 @@ visit_ask_home(struct node *node, struct peer_client *pc, const char *token,
 		cJSON_Delete(e);
 	}
 	peer_response_clear(&resp);
+	return unreachable;
+}
+
+int
+visit_void(struct node *node, PGconn *conn, const char *visit_id, const char *home,
+    const char *sub)
+{
+	cJSON *p = cJSON_CreateObject(), *o;
+	char now[32], *token = NULL, *payload;
+	int r;
+
+	util_format_time(util_now(), now);
+	cJSON_AddStringToObject(p, "visit_id", visit_id);
+	cJSON_AddStringToObject(p, "host", node_space_id(node));
+	cJSON_AddStringToObject(p, "home", home);
+	cJSON_AddStringToObject(p, "sub", sub);
+	cJSON_AddStringToObject(p, "checked_in_at", now);
+	cJSON_AddStringToObject(p, "checked_out_at", now);
+	cJSON_AddNumberToObject(p, "units", 0);
+	cJSON_AddBoolToObject(p, "void", true);
+	cJSON_AddNumberToObject(p, "iat", (double)util_now());
+	r = node_sign(node, "completion", p, &token);
+	cJSON_Delete(p);
+	if (r < 0)
+		return r;
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "visit_id", visit_id);
+	cJSON_AddStringToObject(o, "checked_in_at", now);
+	cJSON_AddStringToObject(o, "checked_out_at", now);
+	cJSON_AddNumberToObject(o, "units", 0);
+	cJSON_AddStringToObject(o, "completion", token);
+	payload = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	free(token);
+	r = payload != NULL ? outbox_add(conn, home, OUTBOX_COMPLETE, visit_id, payload,
+	    NULL, 0) : -ENOMEM;
+	free(payload);
+	return r;
+}
+
+int
+visit_authorization_arrived(struct node *node, PGconn *conn, const char *visit_id,
+    const char *home, const char *body)
+{
+	struct visit_decision d;
+	char tickets[16];
+	const char *params[6];
+	int r;
+
+	memset(&d, 0, sizeof(d));
+	d.tickets_left = -1;
+	util_strlcpy(d.visit_id, visit_id, sizeof(d.visit_id));
+	visit_read_answer(node, body, home, &d);
+	snprintf(tickets, sizeof(tickets), "%d", d.tickets_left);
+	params[0] = visit_id;
+	params[1] = d.admitted ? "t" : "f";
+	params[2] = d.receipt;
+	params[3] = d.tickets_left >= 0 ? tickets : NULL;
+	params[4] = d.reason_code;
+	params[5] = d.reason;
+	/*
+	 * Confirmed, or disputed: the visit keeps its place in the records
+	 * either way; a disputed one is for the manager to settle.
+	 */
+	r = db_exec(conn, "update host_visits set receipt = coalesce($3, receipt),"
+	    " tickets_left = coalesce($4::int, tickets_left),"
+	    " confirmed_at = case when $2::boolean then now() end,"
+	    " disputed_at = case when $2::boolean then null else now() end,"
+	    " reason = case when $2::boolean then reason else $6 end"
+	    " where visit_id = $1 and reason_code = 'provisional'", 6, params);
+	if (r == 0)
+		log_info("provisional visit %s %s by %s%s%s", visit_id,
+		    d.admitted ? "confirmed" : "disputed", home, d.admitted ? "" : ": ",
+		    d.admitted ? "" : d.reason);
+	visit_decision_clear(&d);
+	return r;
+}
+
+int
+visit_resolve_stale(struct node *node, PGconn *conn, int *ret_voided)
+{
+	const struct config *cfg = node_config(node);
+	char secs[32];
+	const char *params[1] = { secs };
+	PGresult *res;
+	int voided = 0;
+
+	/*
+	 * A visit left pending (the process died while asking the home) was
+	 * never announced to the desk: it is refused, and voided at the home
+	 * in case the home had admitted it.
+	 */
+	snprintf(secs, sizeof(secs), "%lld", (long long)(cfg->peer_timeout_ms / 1000 + 30));
+	if (db_begin(conn) < 0)
+		return -EIO;
+	res = db_query(conn, "update host_visits set status = 'refused',"
+	    " reason_code = 'interrupted', reason = 'The check-in was interrupted;"
+	    " please scan the pass again.' where status = 'pending'"
+	    " and checked_in_at < now() - make_interval(secs => $1::int)"
+	    " returning visit_id, home, pseudonym", 1, params);
+	if (res == NULL) {
+		db_rollback(conn);
+		return -EIO;
+	}
+	for (int i = 0; i < PQntuples(res); i++) {
+		if (visit_void(node, conn, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+		    PQgetvalue(res, i, 2)) < 0) {
+			PQclear(res);
+			db_rollback(conn);
+			return -EIO;
+		}
+		voided++;
+	}
+	PQclear(res);
+	if (db_commit(conn) < 0)
+		return -EIO;
+	if (voided > 0)
+		log_warnx("%d interrupted check-in%s voided at the home", voided,
+		    voided == 1 ? "" : "s");
+	*ret_voided = voided;
+	return 0;
+}
+
+/*
+ * The home gave no answer: our terms with it decide.  A provisional
+ * admission (within the offline allowance) queues the authorization for the
+ * outbox; a refusal queues a void completion, because the home may have
+ * decided before it fell silent, and that decision must be undone.  Both in
+ * the transaction that records the visit.
+ */
+static int
+visit_offline(struct node *node, PGconn *conn, const char *req,
+    const struct pass_claims *c, const struct terms *t, struct visit_decision *d)
+{
+	const char *params[1] = { c->iss };
+	PGresult *res;
+	int pending;
+
+	res = db_query(conn, "select count(*) from host_visits where home = $1"
+	    " and reason_code = 'provisional' and confirmed_at is null"
+	    " and disputed_at is null and status in ('open', 'closed')", 1, params);
+	if (res == NULL)
+		return -EIO;
+	pending = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (pending < t->offline_allowance) {
+		d->admitted = true;
+		util_strlcpy(d->reason_code, "provisional", sizeof(d->reason_code));
+		snprintf(d->reason, sizeof(d->reason), "Admitted provisionally: the"
+		    " member's home space (%s) cannot be reached; it will be asked again"
+		    " and the visit confirmed.", c->iss);
+		return outbox_add(conn, c->iss, OUTBOX_AUTHORIZE, d->visit_id, req, NULL, 0);
+	}
+	visit_refuse(d, "home_unreachable", "The member's home space (%s) cannot be"
+	    " reached right now; try again in a moment.", c->iss);
+	return visit_void(node, conn, d->visit_id, c->iss, c->sub);
 }
 
 int
@@ -423,9 +600,25 @@ visit_check_in(struct node *node, PGconn *conn, struct peer_client *pc,
 	}
 	if (ret->reason_code[0] != '\0')
 		return 0;
-	visit_ask_home(node, pc, token, &claims, ret);
-	if (visit_store_host(conn, visit_update_sql, ret, &claims, NULL) < 0)
-		goto db_error;
+	{
+		char *req = visit_authorize_body(token, ret);
+		int unreachable;
+
+		if (req == NULL)
+			goto db_error;
+		unreachable = visit_ask_home(node, pc, req, &claims, ret);
+		if (db_begin(conn) < 0) {
+			free(req);
+			goto db_error;
+		}
+		r = unreachable ? visit_offline(node, conn, req, &claims, &t, ret) : 0;
+		free(req);
+		if (r < 0 || visit_store_host(conn, visit_update_sql, ret, &claims, NULL) < 0 ||
+		    db_commit(conn) < 0) {
+			db_rollback(conn);
+			goto db_error;
+		}
+	}
 	return 0;
 
 db_error:
@@ -530,7 +723,10 @@ visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
 	completion = visit_sign_completion(node, visit_id, res);
 	if (completion == NULL) {
 		PQclear(res);
-		goto db_error_rollback;
+		db_rollback(conn);
+		snprintf(err, errlen, "cannot sign the visit's completion (is the"
+		    " pass-signing key loaded?)");
+		return -EIO;
 	}
 	{
 		const char *p2[2] = { visit_id, completion };

@@ -57,6 +57,24 @@ int visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
 int visit_close_overdue(struct node *node, PGconn *conn, struct peer_client *pc,
     int *ret_closed);
 
+/*
+ * Queues for the home a void completion of visit_id (no unit, the ticket
+ * given back), in the caller's transaction: the host gave up on a visit the
+ * home may have admitted.
+ */
+int visit_void(struct node *node, PGconn *conn, const char *visit_id,
+    const char *home, const char *sub);
+
+/*
+ * The home's answer to a provisional visit's authorization, delivered late
+ * by the outbox: the visit is confirmed or disputed (caller's transaction).
+ */
+int visit_authorization_arrived(struct node *node, PGconn *conn,
+    const char *visit_id, const char *home, const char *body);
+
+/* Refuses and voids check-ins left pending by a process that died. */
+int visit_resolve_stale(struct node *node, PGconn *conn, int *ret_voided);
+
 /* Who is here now (open visits), as a JSON array. */
 cJSON *visit_list_present(PGconn *conn);
 

@@ -478,6 +478,14 @@ class Node:
         """A request to this node's federation face as `caller` (a Node,
         or an ssl.SSLContext)."""
         ctx = caller.tls_context() if isinstance(caller, Node) else caller
+        headers = dict(headers or {})
+        # A well-behaved peer keys every POST (docs/protocol.md); a test
+        # that wants to misbehave passes its own headers, or None as the key.
+        if method == "POST" and "Idempotency-Key" not in headers:
+            key = body.get("visit_id") if isinstance(body, dict) else None
+            headers["Idempotency-Key"] = (key if path.endswith("/authorize") and key
+                                          else str(uuid.uuid4()))
+        headers = {k: v for k, v in headers.items() if v is not None}
         return http_request(self.fed_conn(ctx), method, path, body, headers)
 
 

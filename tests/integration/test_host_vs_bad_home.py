@@ -165,8 +165,6 @@ def test_admission_without_a_valid_receipt_is_refused(rig, kind):
 
 
 @pytest.mark.parametrize("status,body", [
-    (500, {"error": "internal", "detail": "boom"}),
-    (503, b"<html>busy</html>"),
     (200, b"this is not JSON"),
     (409, {"error": "conflict", "detail": "this visit id was already used"}),
 ])
@@ -174,6 +172,18 @@ def test_home_errors(rig, status, body):
     f, troquet, cordee, member, token, serve = rig
     serve(lambda path, req: (status, body))
     check_refused(troquet, token, "home_error")
+
+
+@pytest.mark.parametrize("status,body", [
+    (500, {"error": "internal", "detail": "boom"}),
+    (503, b"<html>busy</html>"),
+])
+def test_failing_home_is_treated_as_unreachable(rig, status, body):
+    """A home that answers 5xx cannot decide now: the host's offline terms
+    apply (here: no offline allowance, so refused), as when it is down."""
+    f, troquet, cordee, member, token, serve = rig
+    serve(lambda path, req: (status, body))
+    check_refused(troquet, token, "home_unreachable")
 
 
 def test_home_that_refuses_is_believed(rig):

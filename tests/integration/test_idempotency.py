@@ -100,6 +100,49 @@ def test_complete_twice_records_once(shared):
     assert cordee.balance(member) == (9, 9)
 
 
+def test_same_key_with_another_body_is_a_conflict(shared):
+    troquet, cordee = shared["troquet"], shared["cordee"]
+    member, token = cordee.member_with_pass(tickets=10)
+    visit = str(uuid.uuid4())
+    assert authorize(cordee, troquet, visit, token).json()["decision"] == "admit"
+    key = {"Idempotency-Key": f"complete-{visit}"}
+    first = cordee.fed_request(troquet, "POST", "/federation/v1/complete",
+                               report(troquet, cordee, visit), headers=key)
+    assert first.status == 200 and first.json() == {"status": "recorded"}, first
+    again = cordee.fed_request(troquet, "POST", "/federation/v1/complete",
+                               report(troquet, cordee, visit), headers=key)
+    # The completion's iat differs, so the body does: same key, other body.
+    other = cordee.fed_request(troquet, "POST", "/federation/v1/complete",
+                               report(troquet, cordee, visit, units=2), headers=key)
+    assert other.status == 409 and other.json()["error"] == "conflict", other
+    assert again.status in (200, 409), again
+    assert cordee.query_one("select units from home_visits where visit_id = %s",
+                            visit) == (1,)
+
+
+def test_repeat_with_the_same_key_and_body_is_replayed(shared):
+    troquet, cordee = shared["troquet"], shared["cordee"]
+    member, token = cordee.member_with_pass(tickets=10)
+    visit = str(uuid.uuid4())
+    assert authorize(cordee, troquet, visit, token).json()["decision"] == "admit"
+    done = report(troquet, cordee, visit)
+    key = {"Idempotency-Key": f"complete-{visit}"}
+    answers = [cordee.fed_request(troquet, "POST", "/federation/v1/complete", done,
+                                  headers=key) for _ in range(3)]
+    assert [a.status for a in answers] == [200, 200, 200], answers
+    assert answers[0].body == answers[1].body == answers[2].body
+    assert cordee.query_one("select repeats from idempotency_keys where caller ="
+                            " 'troquet' and key = %s", key["Idempotency-Key"]) == (2,)
+
+
+def test_post_without_an_idempotency_key_is_refused(shared):
+    troquet, cordee = shared["troquet"], shared["cordee"]
+    r = cordee.fed_request(troquet, "POST", "/federation/v1/complete",
+                           report(troquet, cordee, str(uuid.uuid4())),
+                           headers={"Idempotency-Key": None})
+    assert r.status == 400 and r.json()["error"] == "idempotency_key_required", r
+
+
 def test_complete_of_an_unknown_visit(shared):
     troquet, cordee = shared["troquet"], shared["cordee"]
     r = cordee.fed_request(troquet, "POST", "/federation/v1/complete",

@@ -1,0 +1,57 @@
+/*
+ * reconcile.h - month-end reconciliation with one peer: the ledgers both
+ * nodes keep of their shared visits, compared visit by visit, with the
+ * signed evidence of each visit checked, and the resulting statement stored
+ * (open, agreed, disputed) and printed as a table, CSV or JSON.
+ *
+ * A month is a UTC calendar month of the visits' check-in times, the same
+ * for both sides whatever their time zones.  Money is integer cents with a
+ * currency; a statement holds one currency.
+ */
+#ifndef PASSERELLE_RECONCILE_H
+#define PASSERELLE_RECONCILE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+
+#include "http.h"
+#include "node.h"
+
+struct worker;
+
+/* Records per ledger page, and the JSON size a page stays under. */
+#define RECONCILE_PAGE_RECORDS 200
+#define RECONCILE_PAGE_BYTES (512 * 1024)
+
+/* True when s is a month "YYYY-MM". */
+bool reconcile_month_valid(const char *s);
+
+/* Cents as currency units with two decimals ("-1234.50"); out needs 32. */
+void reconcile_format_cents(int64_t cents, char out[32]);
+
+/*
+ * One page of this node's records of the visits shared with peer in month,
+ * after the page marker after (NULL or "": from the start): a JSON array of
+ * at most RECONCILE_PAGE_RECORDS records, and in *ret_next the marker of
+ * the next page (malloc'ed) or NULL when this page is the last.
+ */
+int reconcile_ledger_page(PGconn *conn, const char *peer, const char *month,
+    const char *after, cJSON **ret_records, char **ret_next);
+
+/*
+ * GET /federation/v1/ledger and /federation/v1/balances (settle.c), for the
+ * space named by the caller's certificate.
+ */
+void reconcile_fed_handle(struct http_job *job, struct worker *w);
+
+/* The commands (main.c lists them). */
+int reconcile_cmd_run(int argc, char **argv);
+int reconcile_cmd_show(int argc, char **argv);
+int reconcile_cmd_list(int argc, char **argv);
+int reconcile_cmd_agree(int argc, char **argv);
+int reconcile_cmd_dispute(int argc, char **argv);
+
+#endif
