@@ -153,7 +153,7 @@ api_visits(struct api_ctx *c)
 
 	if (!api_require(c, STAFF_CONCIERGE))
 		return;
-	a = visit_list_present(c->conn);
+	a = visit_list(c->conn, false);
 	if (a == NULL) {
 		http_reply_error(c->job, 503, "unavailable", "database error");
 		return;

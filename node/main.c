@@ -27,6 +27,7 @@
 #include "manage.h"
 #include "member.h"
 #include "node.h"
+#include "outbox.h"
 #include "pass.h"
 #include "peer.h"
 #include "qr.h"
@@ -273,9 +274,10 @@ cmd_visit_checkout(int argc, char **argv)
 static int
 cmd_visit_list(int argc, char **argv)
 {
-	bool present = false;
+	bool present = false, disputed = false;
 	const struct cli_opt opts[] = {
 		{ "present", false, NULL, &present },
+		{ "disputed", false, NULL, &disputed },
 		{ NULL, false, NULL, NULL },
 	};
 	struct cli_session s;
@@ -284,7 +286,7 @@ cmd_visit_list(int argc, char **argv)
 	if (cli_parse_options(argc, argv, opts) != argc)
 		cli_die_usage("visit list takes no arguments");
 	cli_session_open(&s, 0);
-	a = visit_list_present(s.conn);
+	a = visit_list(s.conn, disputed);
 	cli_session_close(&s);
 	if (a == NULL)
 		return cli_fail("cannot list the visits");
@@ -292,15 +294,95 @@ cmd_visit_list(int argc, char **argv)
 		cli_print_json(a);
 	} else {
 		printf("%-36s  %-12s %-20s %s\n", "VISIT", "HOME", "NAME", "SINCE");
-		cJSON_ArrayForEach(v, a)
-			printf("%-36s  %-12s %-20s %s\n",
+		cJSON_ArrayForEach(v, a) {
+			const cJSON *why = cJSON_GetObjectItem(v, "reason");
+
+			printf("%-36s  %-12s %-20s %s%s%s\n",
 			    cJSON_GetObjectItem(v, "visit_id")->valuestring,
 			    cJSON_GetObjectItem(v, "home")->valuestring,
 			    cJSON_GetObjectItem(v, "display_name")->valuestring,
-			    cJSON_GetObjectItem(v, "checked_in_at")->valuestring);
-		printf("%d present\n", cJSON_GetArraySize(a));
+			    cJSON_GetObjectItem(v, "checked_in_at")->valuestring,
+			    cJSON_IsTrue(cJSON_GetObjectItem(v, "provisional")) ?
+			    "  (provisional)" : "", why != NULL ? "  disputed: " : "");
+			if (why != NULL)
+				printf("    %s\n", why->valuestring);
+		}
+		printf("%d %s\n", cJSON_GetArraySize(a), disputed ? "disputed" : "present");
 	}
 	cJSON_Delete(a);
+	return 0;
+}
+
+/* ------------------------------------------------------------ outbox */
+
+static int
+cmd_outbox_list(int argc, char **argv)
+{
+	bool all = false;
+	const struct cli_opt opts[] = {
+		{ "all", false, NULL, &all },
+		{ NULL, false, NULL, NULL },
+	};
+	struct cli_session s;
+	cJSON *a = NULL, *m;
+
+	if (cli_parse_options(argc, argv, opts) != argc)
+		cli_die_usage("outbox list takes no arguments");
+	cli_session_open(&s, 0);
+	if (outbox_list(s.conn, all, &a) < 0) {
+		cli_session_close(&s);
+		return cli_fail("cannot read the outbox");
+	}
+	cli_session_close(&s);
+	if (cli_json) {
+		cli_print_json(a);
+	} else {
+		printf("%-8s %-12s %-10s %-36s %-9s %8s  %-20s %s\n", "ID", "PEER", "KIND",
+		    "VISIT", "STATE", "ATTEMPTS", "NEXT", "LAST ERROR");
+		cJSON_ArrayForEach(m, a)
+			printf("%-8d %-12s %-10s %-36s %-9s %8d  %-20s %s\n",
+			    cJSON_GetObjectItem(m, "id")->valueint,
+			    cJSON_GetObjectItem(m, "peer")->valuestring,
+			    cJSON_GetObjectItem(m, "kind")->valuestring,
+			    cJSON_GetObjectItem(m, "visit_id")->valuestring,
+			    cJSON_GetObjectItem(m, "state")->valuestring,
+			    cJSON_GetObjectItem(m, "attempts")->valueint,
+			    cJSON_GetObjectItem(m, "next_attempt_at")->valuestring,
+			    cJSON_GetObjectItem(m, "last_error")->valuestring);
+		printf("%d message%s\n", cJSON_GetArraySize(a),
+		    cJSON_GetArraySize(a) == 1 ? "" : "s");
+	}
+	cJSON_Delete(a);
+	return 0;
+}
+
+static int
+cmd_outbox_retry(int argc, char **argv)
+{
+	struct cli_session s;
+	struct peer_client *pc = NULL;
+	int i = cli_parse_options(argc, argv, NULL), n = 0, delivered = 0, total = 0;
+
+	if (argc - i > 1)
+		cli_die_usage("outbox retry takes at most one message id");
+	if (argc - i == 1)
+		(void)cli_parse_int(argv[i], "the message id", 1, 2000000000);
+	cli_session_open(&s, NODE_NEED_DIRECTORY | NODE_NEED_PASS_KEY);
+	if (outbox_retry(s.conn, argc - i == 1 ? argv[i] : NULL, &n) < 0 ||
+	    peer_client_new(&pc, s.node) < 0) {
+		cli_session_close(&s);
+		return cli_fail("cannot reach the outbox");
+	}
+	/* Pushes them now, from here; serve's courier would within a second. */
+	while (outbox_deliver_due(s.node, s.conn, pc, 32, &delivered) == 0 && delivered > 0)
+		total += delivered;
+	peer_client_free(pc);
+	cli_session_close(&s);
+	if (cli_json)
+		printf("{\"retried\": %d, \"delivered\": %d}\n", n, total);
+	else
+		printf("%d message%s retried, %d delivered now\n", n, n == 1 ? "" : "s",
+		    total);
 	return 0;
 }
 
@@ -486,6 +568,10 @@ static const struct cli_command commands[] = {
 	    "Check the configuration, keys, certificate and directory.", "operator" },
 	{ "config", "reference", cmd_config_reference, "",
 	    "Print every option with its default.", "operator" },
+	{ "outbox", "list", cmd_outbox_list, "[--all]",
+	    "What waits for peers: kind, attempts, last error.", "operator" },
+	{ "outbox", "retry", cmd_outbox_retry, "[ID]",
+	    "Deliver waiting (and failed) messages now.", "operator" },
 	{ "member", "add", manage_member_add,
 	    "NAME [--plan tickets|monthly] [--tickets N] [--until YYYY-MM-DD]"
 	    " [--email E] [--display-name D]", "Add a member.", "manager" },
@@ -527,7 +613,8 @@ static const struct cli_command commands[] = {
 	    "Check a pass in (exit 3 when refused).", "front desk" },
 	{ "visit", "checkout", cmd_visit_checkout, "VISIT", "Check a visit out.",
 	    "front desk" },
-	{ "visit", "list", cmd_visit_list, "[--present]", "Who is here now.", "front desk" },
+	{ "visit", "list", cmd_visit_list, "[--present | --disputed]",
+	    "Who is here now; or the visits a home disputed.", "front desk" },
 	{ NULL, "init", join_cmd_init,
 	    "DIR --id ID --name NAME --url https://HOST:PORT --dns NAME [--ip IP]..."
 	    " [--city C] [--address A] [--lat N --lon N] [--hours JSON] [--capacity N]"

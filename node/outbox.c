@@ -187,3 +187,60 @@ outbox_deliver_due(struct node *node, PGconn *conn, struct peer_client *pc,
 	*ret_delivered = delivered;
 	return 0;
 }
+
+int
+outbox_list(PGconn *conn, bool all, cJSON **ret)
+{
+	PGresult *res;
+	cJSON *a;
+
+	res = db_query(conn, all ?
+	    "select id, peer, kind, coalesce(visit_id::text, ''), attempts,"
+	    " coalesce(last_error, ''), to_char(created_at at time zone 'UTC',"
+	    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), to_char(next_attempt_at at time zone"
+	    " 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), case when delivered_at is not null"
+	    " then 'delivered' when failed_at is not null then 'failed' else 'waiting' end"
+	    " from outbox order by id desc limit 1000" :
+	    "select id, peer, kind, coalesce(visit_id::text, ''), attempts,"
+	    " coalesce(last_error, ''), to_char(created_at at time zone 'UTC',"
+	    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), to_char(next_attempt_at at time zone"
+	    " 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), case when failed_at is not null"
+	    " then 'failed' else 'waiting' end"
+	    " from outbox where delivered_at is null order by id limit 10000", 0, NULL);
+	if (res == NULL)
+		return -EIO;
+	a = cJSON_CreateArray();
+	for (int i = 0; i < PQntuples(res); i++) {
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddNumberToObject(o, "id", atof(PQgetvalue(res, i, 0)));
+		cJSON_AddStringToObject(o, "peer", PQgetvalue(res, i, 1));
+		cJSON_AddStringToObject(o, "kind", PQgetvalue(res, i, 2));
+		cJSON_AddStringToObject(o, "visit_id", PQgetvalue(res, i, 3));
+		cJSON_AddNumberToObject(o, "attempts", atoi(PQgetvalue(res, i, 4)));
+		cJSON_AddStringToObject(o, "last_error", PQgetvalue(res, i, 5));
+		cJSON_AddStringToObject(o, "created_at", PQgetvalue(res, i, 6));
+		cJSON_AddStringToObject(o, "next_attempt_at", PQgetvalue(res, i, 7));
+		cJSON_AddStringToObject(o, "state", PQgetvalue(res, i, 8));
+		cJSON_AddItemToArray(a, o);
+	}
+	PQclear(res);
+	*ret = a;
+	return 0;
+}
+
+int
+outbox_retry(PGconn *conn, const char *id, int *ret_count)
+{
+	const char *params[1] = { id };
+	PGresult *res;
+
+	res = db_query(conn, "update outbox set next_attempt_at = now(), failed_at = null"
+	    " where delivered_at is null and ($1::bigint is null or id = $1::bigint)"
+	    " returning id", 1, params);
+	if (res == NULL)
+		return -EIO;
+	*ret_count = PQntuples(res);
+	PQclear(res);
+	return 0;
+}

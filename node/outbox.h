@@ -9,7 +9,10 @@
 #ifndef PASSERELLE_OUTBOX_H
 #define PASSERELLE_OUTBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+#include <cjson/cJSON.h>
 
 #include <libpq-fe.h>
 
@@ -30,5 +33,14 @@ int outbox_deliver_one(struct node *node, PGconn *conn, struct peer_client *pc,
 /* Delivers up to limit due messages; *ret_delivered counts successes. */
 int outbox_deliver_due(struct node *node, PGconn *conn, struct peer_client *pc,
     int limit, int *ret_delivered);
+
+/* What waits (or, with all, everything), oldest first, as a JSON array. */
+int outbox_list(PGconn *conn, bool all, cJSON **ret);
+
+/*
+ * Makes waiting messages due now (one by id, or every one when id is NULL),
+ * failed ones included; *ret_count counts them.
+ */
+int outbox_retry(PGconn *conn, const char *id, int *ret_count);
 
 #endif

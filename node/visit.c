@@ -463,7 +463,7 @@ visit_resolve_stale(struct node *node, PGconn *conn, int *ret_voided)
 	 * never announced to the desk: it is refused, and voided at the home
 	 * in case the home had admitted it.
 	 */
-	snprintf(secs, sizeof(secs), "%lld", (long long)(cfg->peer_timeout_ms / 1000 + 30));
+	snprintf(secs, sizeof(secs), "%lld", (long long)(cfg->peer_timeout_ms / 1000 + 10));
 	if (db_begin(conn) < 0)
 		return -EIO;
 	res = db_query(conn, "update host_visits set status = 'refused',"
@@ -800,7 +800,7 @@ visit_close_overdue(struct node *node, PGconn *conn, struct peer_client *pc,
 }
 
 cJSON *
-visit_list_present(PGconn *conn)
+visit_list(PGconn *conn, bool disputed)
 {
 	PGresult *res;
 	cJSON *a;
@@ -808,8 +808,12 @@ visit_list_present(PGconn *conn)
 	res = db_query(conn,
 	    "select visit_id, home, pseudonym, coalesce(display_name, ''),"
 	    "  coalesce(plan, ''), to_char(checked_in_at at time zone 'UTC',"
-	    "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), tickets_left"
-	    " from host_visits where status = 'open' order by checked_in_at", 0, NULL);
+	    "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), tickets_left,"
+	    "  reason_code = 'provisional' and confirmed_at is null and disputed_at is null,"
+	    "  disputed_at is not null, coalesce(reason, ''), status"
+	    " from host_visits where case when $1::boolean"
+	    "  then disputed_at is not null else status = 'open' end"
+	    " order by checked_in_at", 1, (const char *const[]){ disputed ? "t" : "f" });
 	if (res == NULL)
 		return NULL;
 	a = cJSON_CreateArray();
@@ -824,6 +828,12 @@ visit_list_present(PGconn *conn)
 		cJSON_AddStringToObject(o, "checked_in_at", PQgetvalue(res, i, 5));
 		if (!PQgetisnull(res, i, 6))
 			cJSON_AddNumberToObject(o, "tickets_left", atoi(PQgetvalue(res, i, 6)));
+		cJSON_AddBoolToObject(o, "provisional", strcmp(PQgetvalue(res, i, 7), "t") == 0);
+		cJSON_AddBoolToObject(o, "disputed", strcmp(PQgetvalue(res, i, 8), "t") == 0);
+		if (strcmp(PQgetvalue(res, i, 8), "t") == 0) {
+			cJSON_AddStringToObject(o, "reason", PQgetvalue(res, i, 9));
+			cJSON_AddStringToObject(o, "status", PQgetvalue(res, i, 10));
+		}
 		cJSON_AddItemToArray(a, o);
 	}
 	PQclear(res);

@@ -75,8 +75,11 @@ int visit_authorization_arrived(struct node *node, PGconn *conn,
 /* Refuses and voids check-ins left pending by a process that died. */
 int visit_resolve_stale(struct node *node, PGconn *conn, int *ret_voided);
 
-/* Who is here now (open visits), as a JSON array. */
-cJSON *visit_list_present(PGconn *conn);
+/*
+ * Who is here now (open visits), or the visits the home disputed (a
+ * provisional admission it refused), as a JSON array.
+ */
+cJSON *visit_list(PGconn *conn, bool disputed);
 
 
 /* True when s is a canonical lower-case UUID. */
