@@ -2,8 +2,10 @@
  * api.c - the local face: the front desk's and managers' JSON API.
  *
  * Every /api/v1 request carries a staff bearer token (`passerelle staff
- * add`); the role decides what it may do.  /healthz and /metrics are open,
- * which is why the local face listens on loopback by default.
+ * add`), or the session cookie of the web page (web_session.c, with its
+ * CSRF token for changes); the role decides what it may do.  /healthz and
+ * /metrics are open, which is why the local face listens on loopback by
+ * default.  Other paths are the web page's (web.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "house.h"
 #include "http.h"
 #include "log.h"
 #include "member.h"
@@ -20,6 +23,7 @@
 #include "staff.h"
 #include "util.h"
 #include "visit.h"
+#include "web.h"
 
 #define API_PREFIX "/api/v1/"
 
@@ -150,6 +154,7 @@ static void
 api_visits(struct api_ctx *c)
 {
 	cJSON *a, *o;
+	int capacity = -1;
 
 	if (!api_require(c, STAFF_CONCIERGE))
 		return;
@@ -160,6 +165,10 @@ api_visits(struct api_ctx *c)
 	}
 	o = cJSON_CreateObject();
 	cJSON_AddNumberToObject(o, "present", cJSON_GetArraySize(a));
+	if (house_capacity(c->conn, &capacity) == 0 && capacity >= 0)
+		cJSON_AddNumberToObject(o, "capacity", capacity);
+	else
+		cJSON_AddNullToObject(o, "capacity");
 	cJSON_AddItemToObject(o, "visits", a);
 	http_reply_json(c->job, 200, o);
 }
@@ -248,6 +257,9 @@ api_members(struct api_ctx *c, const char *rest)
 			    sizeof(err));
 			if (r == 0 && qr_svg(token, &svg) == 0)
 				cJSON_AddStringToObject(m, "qr_svg", svg);
+			/* Kept for the web page, with the member's link. */
+			if (r == 0 && web_pass_keep(c->conn, m, token) < 0)
+				log_warnx("pass issued but not kept for the web page");
 			free(svg);
 			free(token);
 			api_member_reply(c, r, m, err, 201);
@@ -286,7 +298,7 @@ api_handle(struct http_job *job, void *worker, void *arg)
 		return;
 	}
 	if (strncmp(p, API_PREFIX, strlen(API_PREFIX)) != 0) {
-		http_reply_error(job, 404, "not_found", "no endpoint %s", p);
+		web_handle(job, w);
 		return;
 	}
 	memset(&c, 0, sizeof(c));
@@ -297,23 +309,47 @@ api_handle(struct http_job *job, void *worker, void *arg)
 		http_reply_error(job, 503, "unavailable", "the node's database is down");
 		return;
 	}
+	p += strlen(API_PREFIX);
+	if (strcmp(p, "signin") == 0) {
+		web_session_signin(job, w, c.conn);
+		return;
+	}
+	/* A bearer token when there is one; the web page's session otherwise. */
 	{
-		char name[100];
-		int r = staff_authenticate(c.conn, job->authorization, &c.role, name,
-		    sizeof(name));
+		struct web_staff ws;
+		int r;
 
+		memset(&ws, 0, sizeof(ws));
+		if (job->authorization != NULL) {
+			r = staff_authenticate(c.conn, job->authorization, &c.role, ws.name,
+			    sizeof(ws.name));
+		} else {
+			r = web_session_authenticate(c.conn, job, node_space_id(w->node), &ws);
+			c.role = ws.role;
+		}
 		if (r == -EIO) {
 			http_reply_error(job, 503, "unavailable", "database error");
 			return;
 		}
-		if (r < 0) {
-			http_reply_error(job, 401, "unauthorized",
-			    "send 'Authorization: Bearer TOKEN' with a staff token");
+		if (r == -EPERM) {
+			http_reply_error(job, 403, "csrf",
+			    "a change made with a session cookie needs its X-CSRF-Token");
 			return;
 		}
-		snprintf(c.actor, sizeof(c.actor), "staff:%s", name);
+		if (r < 0) {
+			http_reply_error(job, 401, "unauthorized",
+			    "send 'Authorization: Bearer TOKEN' with a staff token, or sign in");
+			return;
+		}
+		snprintf(c.actor, sizeof(c.actor), "staff:%s", ws.name);
+		{
+			struct web_ctx wc = { job, w, c.conn, c.role, ws.name, c.actor,
+			    job->authorization == NULL ? ws.csrf : NULL };
+
+			if (web_api_handle(&wc, p))
+				return;
+		}
 	}
-	p += strlen(API_PREFIX);
 	if (strcmp(p, "checkin") == 0 && job->method == HTTP_POST) {
 		api_checkin(&c);
 	} else if (strcmp(p, "visits") == 0 && job->method == HTTP_GET) {

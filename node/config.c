@@ -120,6 +120,8 @@ static const struct config_option config_options[] = {
 	    "Event loop threads of the federation face."),
 	NUM("limits", "workers", CONFIG_INT, workers, "8", 1, 256,
 	    "Worker threads (each with its own database connection)."),
+	NUM("limits", "couriers", CONFIG_INT, couriers, "2", 1, 16,
+	    "Threads delivering the outbox (each with its own database connection)."),
 	NUM("limits", "max_body", CONFIG_INT, max_body, "65536", 1024, 16 * 1024 * 1024,
 	    "Largest request body accepted, in bytes (larger: 413)."),
 	NUM("limits", "max_headers", CONFIG_INT, max_headers, "8192", 1024, 1024 * 1024,

@@ -63,6 +63,7 @@ struct config {
 	/* [limits] */
 	int64_t threads;
 	int64_t workers;
+	int64_t couriers;
 	int64_t max_body;
 	int64_t max_headers;
 	int64_t max_json_depth;

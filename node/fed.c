@@ -13,6 +13,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "reconcile.h"
 #include "revocation.h"
 #include "db.h"
 #include "util.h"
@@ -151,6 +152,21 @@ fed_handle(struct http_job *job, void *worker, void *arg)
 	}
 	/* The caller holds a newer directory: fetch it from there. */
 	node_directory_hint(w->node, job->peer_space, job->peer_directory_serial);
+	/*
+	 * A peer that calls us is up: what waits for it in the outbox need not
+	 * wait for its backoff (the courier sends it within a second).
+	 */
+	if (peer_mark_alive(job->peer_space)) {
+		PGconn *conn = server_worker_db(w);
+		const char *params[1] = { job->peer_space };
+
+		if (conn != NULL)
+			(void)db_exec(conn, "update outbox set next_attempt_at = now()"
+			    " where peer = $1 and delivered_at is null and failed_at is null"
+			    " and next_attempt_at > now()", 1, params);
+		log_info("peer %s is back: its waiting messages are due now",
+		    job->peer_space);
+	}
 	if (strcmp(job->path, "/federation/v1/authorize") == 0) {
 		if (job->method != HTTP_POST)
 			http_reply_error(job, 405, "method_not_allowed", "use POST");
@@ -179,6 +195,9 @@ fed_handle(struct http_job *job, void *worker, void *arg)
 			http_reply_text(job, 200, "application/jose", token);
 		free(token);
 	/* Ledger exchange (reconcile.c) goes here. */
+	} else if (strcmp(job->path, "/federation/v1/ledger") == 0 ||
+	    strcmp(job->path, "/federation/v1/balances") == 0) {
+		reconcile_fed_handle(job, w);
 	} else if (strcmp(job->path, "/federation/v1/ping") == 0) {
 		cJSON *o = cJSON_CreateObject();
 

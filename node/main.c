@@ -31,11 +31,14 @@
 #include "pass.h"
 #include "peer.h"
 #include "qr.h"
+#include "reconcile.h"
 #include "server.h"
+#include "settle.h"
 #include "staff.h"
 #include "tls.h"
 #include "util.h"
 #include "visit.h"
+#include "web.h"
 
 
 
@@ -373,16 +376,25 @@ cmd_outbox_retry(int argc, char **argv)
 		cli_session_close(&s);
 		return cli_fail("cannot reach the outbox");
 	}
-	/* Pushes them now, from here; serve's courier would within a second. */
-	while (outbox_deliver_due(s.node, s.conn, pc, 32, &delivered) == 0 && delivered > 0)
-		total += delivered;
+	/*
+	 * Pushes them now, from here, for ten seconds at most; a running node's
+	 * courier sends the rest (they are all due now).
+	 */
+	{
+		int64_t until = util_monotonic_us() + 10 * 1000000;
+
+		while (util_monotonic_us() < until &&
+		    outbox_deliver_due(s.node, s.conn, pc, 32, &delivered) == 0 &&
+		    delivered > 0)
+			total += delivered;
+	}
 	peer_client_free(pc);
 	cli_session_close(&s);
 	if (cli_json)
 		printf("{\"retried\": %d, \"delivered\": %d}\n", n, total);
 	else
-		printf("%d message%s retried, %d delivered now\n", n, n == 1 ? "" : "s",
-		    total);
+		printf("%d message%s due now, %d delivered from here\n", n,
+		    n == 1 ? "" : "s", total);
 	return 0;
 }
 
@@ -571,7 +583,7 @@ static const struct cli_command commands[] = {
 	{ "outbox", "list", cmd_outbox_list, "[--all]",
 	    "What waits for peers: kind, attempts, last error.", "operator" },
 	{ "outbox", "retry", cmd_outbox_retry, "[ID]",
-	    "Deliver waiting (and failed) messages now.", "operator" },
+	    "Deliver waiting messages now (a failed one only when named).", "operator" },
 	{ "member", "add", manage_member_add,
 	    "NAME [--plan tickets|monthly] [--tickets N] [--until YYYY-MM-DD]"
 	    " [--email E] [--display-name D]", "Add a member.", "manager" },
@@ -647,7 +659,29 @@ static const struct cli_command commands[] = {
 	{ "federation", "sign", federation_cmd_sign, "--federation DIR [--valid-days N]",
 	    "Sign and publish the directory again (next serial).", "coordinator" },
 	/* Reconciliation and settlement (reconcile.c). */
+	/* The two-word commands first: the one-word reconcile would take them. */
+	{ "reconcile", "show", reconcile_cmd_show,
+	    "--peer SPACE --month YYYY-MM [--all] [--csv] [--output FILE]",
+	    "Print a stored statement again (no peer asked).", "manager" },
+	{ "reconcile", "list", reconcile_cmd_list, "--month YYYY-MM",
+	    "The month's statements with every peer, and their status.", "manager" },
+	{ "reconcile", "agree", reconcile_cmd_agree,
+	    "--peer SPACE --month YYYY-MM [--currency EUR] [--note TEXT]",
+	    "Agree a statement: it counts in the settlement.", "manager" },
+	{ "reconcile", "dispute", reconcile_cmd_dispute,
+	    "--peer SPACE --month YYYY-MM [VISIT] --note TEXT | VISIT --withdraw",
+	    "Dispute a line (held back) or a whole statement.", "manager" },
+	{ NULL, "reconcile", reconcile_cmd_run,
+	    "--peer SPACE --month YYYY-MM [--all] [--csv] [--output FILE]"
+	    "  (and: reconcile show|list|agree|dispute)",
+	    "Compare a month's shared visits with a peer's ledger; the statement.",
+	    "manager" },
+	{ NULL, "settle", settle_cmd_run, "--month YYYY-MM",
+	    "Net the federation's agreed statements into a few transfers.", "manager" },
 	/* The web page's commands (web.c). */
+	{ "staff", "passwd", web_cmd_staff_passwd, "NAME [--password-file FILE]",
+	    "Set a staff account's password for the web page (read from stdin).",
+	    "manager" },
 	{ "key", "generate", cmd_key_generate, "FILE [--public FILE]",
 	    "Make an Ed25519 key (pass signing, directory signing).", "coordinator" },
 	{ "directory", "sign", cmd_directory_sign,

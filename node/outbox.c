@@ -32,13 +32,14 @@ outbox_path(const char *kind)
 
 int
 outbox_add(PGconn *conn, const char *peer, const char *kind,
-    const char *visit_id, const char *payload, char *ret_id, size_t idlen)
+    const char *visit_id, const char *member, const char *payload, char *ret_id,
+    size_t idlen)
 {
-	const char *params[4] = { peer, kind, visit_id, payload };
+	const char *params[5] = { peer, kind, visit_id, payload, member };
 	PGresult *res;
 
-	res = db_query(conn, "insert into outbox (peer, kind, visit_id, payload)"
-	    " values ($1, $2, $3, $4) returning id", 4, params);
+	res = db_query(conn, "insert into outbox (peer, kind, visit_id, payload, member)"
+	    " values ($1, $2, $3, $4, $5) returning id", 5, params);
 	if (res == NULL)
 		return -EIO;
 	if (ret_id != NULL)
@@ -135,8 +136,9 @@ outbox_deliver_one(struct node *node, PGconn *conn, struct peer_client *pc,
 		return -EIO;
 	res = db_query(conn, "select id, peer, kind, visit_id, payload, attempts"
 	    " from outbox o where id = $1 and delivered_at is null and failed_at is null"
-	    " and not exists (select 1 from outbox e where e.visit_id = o.visit_id"
-	    "  and e.id < o.id and e.delivered_at is null and e.failed_at is null)"
+	    " and not exists (select 1 from outbox e where e.peer = o.peer"
+	    "  and e.member = o.member and e.id < o.id and e.delivered_at is null"
+	    "  and e.failed_at is null)"
 	    " for update skip locked", 1, params);
 	if (res == NULL) {
 		db_rollback(conn);
@@ -166,9 +168,10 @@ outbox_deliver_due(struct node *node, PGconn *conn, struct peer_client *pc,
 	res = db_query(conn, "select id, peer, kind, visit_id, payload, attempts"
 	    " from outbox o where delivered_at is null and failed_at is null"
 	    " and next_attempt_at <= now()"
-	    /* In order per visit: an earlier message of the visit goes first. */
-	    " and not exists (select 1 from outbox e where e.visit_id = o.visit_id"
-	    "  and e.id < o.id and e.delivered_at is null and e.failed_at is null)"
+	    /* In order per member: an earlier message about them goes first. */
+	    " and not exists (select 1 from outbox e where e.peer = o.peer"
+	    "  and e.member = o.member and e.id < o.id and e.delivered_at is null"
+	    "  and e.failed_at is null)"
 	    " order by id limit $1 for update skip locked", 1, params);
 	if (res == NULL) {
 		db_rollback(conn);
@@ -235,12 +238,44 @@ outbox_retry(PGconn *conn, const char *id, int *ret_count)
 	const char *params[1] = { id };
 	PGresult *res;
 
+	/*
+	 * Every waiting message, or one by id, failed ones included only when
+	 * named: a peer's refusal is final unless a person says otherwise.
+	 */
 	res = db_query(conn, "update outbox set next_attempt_at = now(), failed_at = null"
-	    " where delivered_at is null and ($1::bigint is null or id = $1::bigint)"
-	    " returning id", 1, params);
+	    " where delivered_at is null and (($1::bigint is null and failed_at is null)"
+	    " or id = $1::bigint) returning id", 1, params);
 	if (res == NULL)
 		return -EIO;
 	*ret_count = PQntuples(res);
 	PQclear(res);
 	return 0;
+}
+
+int
+outbox_flush_member(struct node *node, PGconn *conn, struct peer_client *pc,
+    const char *peer, const char *member)
+{
+	const char *params[2] = { peer, member };
+
+	for (int round = 0; round < 8; round++) {
+		PGresult *res = db_query(conn, "select id from outbox where peer = $1"
+		    " and member = $2 and delivered_at is null and failed_at is null"
+		    " order by id limit 1", 2, params);
+		char id[32];
+		int r;
+
+		if (res == NULL)
+			return -EIO;
+		if (PQntuples(res) == 0) {
+			PQclear(res);
+			return 0;
+		}
+		util_strlcpy(id, PQgetvalue(res, 0, 0), sizeof(id));
+		PQclear(res);
+		r = outbox_deliver_one(node, conn, pc, id);
+		if (r <= 0)
+			return 1; /* it still waits (peer down, or another process has it) */
+	}
+	return 1;
 }

@@ -22,9 +22,13 @@
 #define OUTBOX_AUTHORIZE "authorize"
 #define OUTBOX_COMPLETE "complete"
 
-/* Queues payload for peer in the caller's transaction; ret_id gets its id. */
+/*
+ * Queues payload for peer in the caller's transaction; ret_id gets its id.
+ * Messages about one member (pseudonym) are delivered in the order queued.
+ */
 int outbox_add(PGconn *conn, const char *peer, const char *kind,
-    const char *visit_id, const char *payload, char *ret_id, size_t idlen);
+    const char *visit_id, const char *member, const char *payload, char *ret_id,
+    size_t idlen);
 
 /* Delivers message id now if it is still due: 1 delivered, 0 not, <0 error. */
 int outbox_deliver_one(struct node *node, PGconn *conn, struct peer_client *pc,
@@ -34,12 +38,19 @@ int outbox_deliver_one(struct node *node, PGconn *conn, struct peer_client *pc,
 int outbox_deliver_due(struct node *node, PGconn *conn, struct peer_client *pc,
     int limit, int *ret_delivered);
 
+/*
+ * Sends now, in order, what waits for peer about member (before a new
+ * authorization for them overtakes it); returns how many still wait.
+ */
+int outbox_flush_member(struct node *node, PGconn *conn, struct peer_client *pc,
+    const char *peer, const char *member);
+
 /* What waits (or, with all, everything), oldest first, as a JSON array. */
 int outbox_list(PGconn *conn, bool all, cJSON **ret);
 
 /*
- * Makes waiting messages due now (one by id, or every one when id is NULL),
- * failed ones included; *ret_count counts them.
+ * Makes waiting messages due now: every one when id is NULL, or the one id
+ * names (even one that failed for good); *ret_count counts them.
  */
 int outbox_retry(PGconn *conn, const char *id, int *ret_count);
 

@@ -110,6 +110,23 @@ peer_is_down(const char *space)
 	return down;
 }
 
+bool
+peer_mark_alive(const char *space)
+{
+	bool had = false;
+
+	pthread_mutex_lock(&peer_health_lock);
+	for (size_t i = 0; i < peer_nhealth; i++)
+		if (strcmp(peer_healths[i].space, space) == 0) {
+			had = peer_healths[i].failures > 0;
+			break;
+		}
+	pthread_mutex_unlock(&peer_health_lock);
+	if (had)
+		peer_health_report(space, true, NULL);
+	return had;
+}
+
 /* Down, and its backoff has passed: one caller gets to probe. */
 static bool
 peer_probe_due(const char *space)

@@ -61,6 +61,11 @@ int peer_fetch_url(struct peer_client *pc, const char *url, long timeout_ms,
  * outcome itself.  peer_is_down() is cheap and thread-safe.
  */
 bool peer_is_down(const char *space_id);
+/*
+ * A peer called us, so it is alive: its failures are forgotten.  True when
+ * it had failures (what waits for it in the outbox can be sent now).
+ */
+bool peer_mark_alive(const char *space_id);
 /* Probes a peer that is down and due for a probe: true when it is up now. */
 bool peer_probe(struct peer_client *pc, const char *space_id);
 /* The health of every peer seen so far, as a JSON array (for outbox list). */

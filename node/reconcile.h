@@ -22,24 +22,11 @@
 
 struct worker;
 
-/* Records per ledger page, and the JSON size a page stays under. */
-#define RECONCILE_PAGE_RECORDS 200
-#define RECONCILE_PAGE_BYTES (512 * 1024)
-
 /* True when s is a month "YYYY-MM". */
 bool reconcile_month_valid(const char *s);
 
 /* Cents as currency units with two decimals ("-1234.50"); out needs 32. */
 void reconcile_format_cents(int64_t cents, char out[32]);
-
-/*
- * One page of this node's records of the visits shared with peer in month,
- * after the page marker after (NULL or "": from the start): a JSON array of
- * at most RECONCILE_PAGE_RECORDS records, and in *ret_next the marker of
- * the next page (malloc'ed) or NULL when this page is the last.
- */
-int reconcile_ledger_page(PGconn *conn, const char *peer, const char *month,
-    const char *after, cJSON **ret_records, char **ret_next);
 
 /*
  * GET /federation/v1/ledger and /federation/v1/balances (settle.c), for the

@@ -151,12 +151,14 @@ server_serial(void *arg)
 
 /* ------------------------------------------------------------ courier */
 
+#define SERVER_MAX_COURIERS 16
+
 struct courier {
 	struct node *node;
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool stop;
+	atomic_bool stop;
 };
 
 static void *
@@ -185,7 +187,8 @@ courier_main(void *arg)
 		if (server_worker_db(&w) == NULL)
 			continue;
 		/* Drain in batches while there is work, then wait a second. */
-		while (outbox_deliver_due(c->node, w.conn, w.pc, 32, &delivered) == 0 &&
+		while (!c->stop &&
+		    outbox_deliver_due(c->node, w.conn, w.pc, 32, &delivered) == 0 &&
 		    delivered > 0)
 			log_debug("outbox: %d delivered", delivered);
 		/*
@@ -366,10 +369,11 @@ server_run(struct config *cfg)
 	struct node *node = NULL;
 	struct http_pool *pool = NULL;
 	struct http_face *fed = NULL, *local = NULL;
-	struct courier courier;
+	struct courier couriers[SERVER_MAX_COURIERS];
+	int ncouriers = 0;
 	struct refresher refresher;
 	struct server_state state = { .node = NULL };
-	bool courier_started = false, refresher_started = false;
+	bool refresher_started = false;
 	SSL_CTX *ssl = NULL;
 	PGconn *conn = NULL;
 	sigset_t set;
@@ -459,11 +463,20 @@ server_run(struct config *cfg)
 			goto out;
 		}
 	}
-	memset(&courier, 0, sizeof(courier));
-	courier.node = node;
-	pthread_mutex_init(&courier.lock, NULL);
-	pthread_cond_init(&courier.cond, NULL);
-	courier_started = pthread_create(&courier.thread, NULL, courier_main, &courier) == 0;
+	/*
+	 * Couriers claim with SKIP LOCKED and keep each member's messages in
+	 * order, so several deliver a backlog in parallel safely.
+	 */
+	memset(couriers, 0, sizeof(couriers));
+	for (int i = 0; i < (int)cfg->couriers && i < SERVER_MAX_COURIERS; i++) {
+		couriers[i].node = node;
+		pthread_mutex_init(&couriers[i].lock, NULL);
+		pthread_cond_init(&couriers[i].cond, NULL);
+		if (pthread_create(&couriers[i].thread, NULL, courier_main,
+		    &couriers[i]) != 0)
+			break;
+		ncouriers++;
+	}
 	memset(&refresher, 0, sizeof(refresher));
 	refresher.node = node;
 	refresher_started = pthread_create(&refresher.thread, NULL, refresher_main,
@@ -495,12 +508,14 @@ out:
 		node_on_directory_change(node, NULL, NULL);
 	http_face_free(fed, 10000);
 	http_face_free(local, 10000);
-	if (courier_started) {
-		pthread_mutex_lock(&courier.lock);
-		courier.stop = true;
-		pthread_cond_signal(&courier.cond);
-		pthread_mutex_unlock(&courier.lock);
-		pthread_join(courier.thread, NULL);
+	for (int i = 0; i < ncouriers; i++) {
+		pthread_mutex_lock(&couriers[i].lock);
+		couriers[i].stop = true;
+		pthread_cond_signal(&couriers[i].cond);
+		pthread_mutex_unlock(&couriers[i].lock);
+	}
+	for (int i = 0; i < ncouriers; i++) {
+		pthread_join(couriers[i].thread, NULL);
 	}
 	http_pool_free(pool);
 	if (conn != NULL)

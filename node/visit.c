@@ -332,8 +332,8 @@ visit_authorize_body(const char *token, const struct visit_decision *d)
  * failing: the offline terms decide), 0 otherwise (d holds the decision).
  */
 static int
-visit_ask_home(struct node *node, struct peer_client *pc, const char *req,
-    const struct pass_claims *c, struct visit_decision *d)
+visit_ask_home(struct node *node, PGconn *conn, struct peer_client *pc,
+    const char *req, const struct pass_claims *c, struct visit_decision *d)
 {
 	const struct config *cfg = node_config(node);
 	struct peer_response resp;
@@ -345,6 +345,15 @@ visit_ask_home(struct node *node, struct peer_client *pc, const char *req,
 	if (peer_is_down(c->iss) && !peer_probe(pc, c->iss)) {
 		log_info("visit %s: home %s is down; offline terms apply", d->visit_id,
 		    c->iss);
+		return 1;
+	}
+	/*
+	 * What the home has yet to hear about this member (the last visit's
+	 * check-out) goes first; if it cannot, this visit waits its turn too.
+	 */
+	if (outbox_flush_member(node, conn, pc, c->iss, c->sub) != 0) {
+		log_info("visit %s: messages about this member still wait for %s;"
+		    " offline terms apply", d->visit_id, c->iss);
 		return 1;
 	}
 	snprintf(idem, sizeof(idem), "Idempotency-Key: %s", d->visit_id);
@@ -405,8 +414,8 @@ visit_void(struct node *node, PGconn *conn, const char *visit_id, const char *ho
 	payload = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	free(token);
-	r = payload != NULL ? outbox_add(conn, home, OUTBOX_COMPLETE, visit_id, payload,
-	    NULL, 0) : -ENOMEM;
+	r = payload != NULL ? outbox_add(conn, home, OUTBOX_COMPLETE, visit_id, sub,
+	    payload, NULL, 0) : -ENOMEM;
 	free(payload);
 	return r;
 }
@@ -417,7 +426,7 @@ visit_authorization_arrived(struct node *node, PGconn *conn, const char *visit_i
 {
 	struct visit_decision d;
 	char tickets[16];
-	const char *params[6];
+	const char *params[5];
 	int r;
 
 	memset(&d, 0, sizeof(d));
@@ -429,8 +438,7 @@ visit_authorization_arrived(struct node *node, PGconn *conn, const char *visit_i
 	params[1] = d.admitted ? "t" : "f";
 	params[2] = d.receipt;
 	params[3] = d.tickets_left >= 0 ? tickets : NULL;
-	params[4] = d.reason_code;
-	params[5] = d.reason;
+	params[4] = d.reason;
 	/*
 	 * Confirmed, or disputed: the visit keeps its place in the records
 	 * either way; a disputed one is for the manager to settle.
@@ -439,8 +447,21 @@ visit_authorization_arrived(struct node *node, PGconn *conn, const char *visit_i
 	    " tickets_left = coalesce($4::int, tickets_left),"
 	    " confirmed_at = case when $2::boolean then now() end,"
 	    " disputed_at = case when $2::boolean then null else now() end,"
-	    " reason = case when $2::boolean then reason else $6 end"
-	    " where visit_id = $1 and reason_code = 'provisional'", 6, params);
+	    " reason = case when $2::boolean then reason else $5 end"
+	    " where visit_id = $1 and reason_code = 'provisional'", 5, params);
+	/*
+	 * The home refused the visit: it has nothing to complete, so a
+	 * check-out already queued for it is dropped (kept, marked, for the
+	 * manager's record).
+	 */
+	if (r == 0 && !d.admitted) {
+		const char *p1[1] = { visit_id };
+
+		r = db_exec(conn, "update outbox set failed_at = now(),"
+		    " last_error = 'not sent: the home disputed the visit'"
+		    " where visit_id = $1 and kind = 'complete' and delivered_at is null"
+		    " and failed_at is null", 1, p1);
+	}
 	if (r == 0)
 		log_info("provisional visit %s %s by %s%s%s", visit_id,
 		    d.admitted ? "confirmed" : "disputed", home, d.admitted ? "" : ": ",
@@ -522,7 +543,8 @@ visit_offline(struct node *node, PGconn *conn, const char *req,
 		snprintf(d->reason, sizeof(d->reason), "Admitted provisionally: the"
 		    " member's home space (%s) cannot be reached; it will be asked again"
 		    " and the visit confirmed.", c->iss);
-		return outbox_add(conn, c->iss, OUTBOX_AUTHORIZE, d->visit_id, req, NULL, 0);
+		return outbox_add(conn, c->iss, OUTBOX_AUTHORIZE, d->visit_id, c->sub, req,
+		    NULL, 0);
 	}
 	visit_refuse(d, "home_unreachable", "The member's home space (%s) cannot be"
 	    " reached right now; try again in a moment.", c->iss);
@@ -606,7 +628,7 @@ visit_check_in(struct node *node, PGconn *conn, struct peer_client *pc,
 
 		if (req == NULL)
 			goto db_error;
-		unreachable = visit_ask_home(node, pc, req, &claims, ret);
+		unreachable = visit_ask_home(node, conn, pc, req, &claims, ret);
 		if (db_begin(conn) < 0) {
 			free(req);
 			goto db_error;
@@ -662,6 +684,7 @@ visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
 {
 	const struct config *cfg = node_config(node);
 	char half[32], outbox_id[32] = "", *completion;
+	bool disputed;
 	const char *params[3];
 	PGresult *res;
 	int r = -EIO;
@@ -692,7 +715,8 @@ visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
 	    " where visit_id = $1 and status = 'open'"
 	    " returning home, units, to_char(checked_in_at at time zone 'UTC',"
 	    "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), to_char(checked_out_at at time zone 'UTC',"
-	    "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), pseudonym, rate_cents, currency", 3, params);
+	    "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), pseudonym, rate_cents, currency,"
+	    " disputed_at is not null", 3, params);
 	if (res == NULL)
 		goto db_error_rollback;
 	if (PQntuples(res) == 0) {
@@ -720,6 +744,7 @@ visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
 	}
 	util_strlcpy(ret->home, PQgetvalue(res, 0, 0), sizeof(ret->home));
 	ret->units = atoi(PQgetvalue(res, 0, 1));
+	disputed = strcmp(PQgetvalue(res, 0, 7), "t") == 0;
 	completion = visit_sign_completion(node, visit_id, res);
 	if (completion == NULL) {
 		PQclear(res);
@@ -734,7 +759,10 @@ visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
 		r = db_exec(conn, "update host_visits set completion = $2"
 		    " where visit_id = $1", 2, p2);
 	}
-	if (r == 0 && strcmp(ret->home, node_space_id(node)) == 0) {
+	if (r == 0 && disputed) {
+		/* The home refused this visit: there is nothing to report to it. */
+		ret->reported = false;
+	} else if (r == 0 && strcmp(ret->home, node_space_id(node)) == 0) {
 		bool already;
 
 		r = home_complete_visit(node, conn, ret->home, visit_id,
@@ -753,7 +781,7 @@ visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
 		payload = cJSON_PrintUnformatted(o);
 		cJSON_Delete(o);
 		r = payload != NULL ? outbox_add(conn, ret->home, OUTBOX_COMPLETE, visit_id,
-		    payload, outbox_id, sizeof(outbox_id)) : -ENOMEM;
+		    PQgetvalue(res, 0, 4), payload, outbox_id, sizeof(outbox_id)) : -ENOMEM;
 		free(payload);
 	}
 	free(completion);

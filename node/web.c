@@ -185,6 +185,7 @@ web_member_link(struct http_job *job, struct worker *w, const char *rest)
 	PGconn *conn;
 	PGresult *res;
 	cJSON *o;
+	bool qr;
 
 	if (!web_link_secret_valid(rest, n)) {
 		http_reply_error(job, 404, "not_found", "no such link");
@@ -197,11 +198,21 @@ web_member_link(struct http_job *job, struct worker *w, const char *rest)
 		return;
 	}
 	if (strcmp(slash, "/pass.json") != 0 && strcmp(slash, "/qr.svg") != 0) {
-		http_reply_error(job, 404, "not_found", "no endpoint %s", job->path);
+		http_reply_error(job, 404, "not_found", "no such link");
 		return;
 	}
+	qr = strcmp(slash, "/qr.svg") == 0;
 	memcpy(secret, rest, n);
 	secret[n] = '\0';
+	/* The secret is the member's credential: no log line shows it. */
+	{
+		char *redacted = util_aprintf("/p/(link)/%s", qr ? "qr.svg" : "pass.json");
+
+		if (redacted != NULL) {
+			free(job->path);
+			job->path = redacted;
+		}
+	}
 	crypto_hash_sha256(h, (const uint8_t *)secret, n);
 	util_hex(h, sizeof(h), hash);
 	sodium_memzero(secret, sizeof(secret));
@@ -228,7 +239,7 @@ web_member_link(struct http_job *job, struct worker *w, const char *rest)
 		return;
 	}
 	status = PQgetvalue(res, 0, 5);
-	if (strcmp(slash, "/qr.svg") == 0) {
+	if (qr) {
 		char *svg = NULL;
 
 		if (strcmp(status, "valid") != 0)

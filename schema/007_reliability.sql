@@ -28,7 +28,10 @@ create table idempotency_keys (
 	primary key (caller, key)
 );
 
--- Messages for one visit are delivered in order: the claim skips a message
--- while an earlier one of the same visit waits.
-create index outbox_visit on outbox (visit_id, id)
+-- Messages for one member are delivered in order (an authorization before
+-- the completion of the same visit, a visit's completion before the next
+-- visit's authorization): the claim skips a message while an earlier one for
+-- the same peer and member waits.
+alter table outbox add column member text;
+create index outbox_member on outbox (peer, member, id)
 	where delivered_at is null and failed_at is null;

@@ -9,6 +9,13 @@ libsodium-dev libqrencode-dev libinih-dev
 postgresql openssl curl ca-certificates
 python3 python3-pytest python3-psycopg python3-jwcrypto"
 
+# The web page's browser tests (tests/web): Debian's Chromium and zbarimg.
+# Node.js 20 and npm usually come with the machine (a nodejs that bundles
+# npm); Debian's are installed only when the commands are missing.
+packages="$packages chromium zbar-tools"
+command -v node >/dev/null 2>&1 || packages="$packages nodejs"
+command -v npm >/dev/null 2>&1 || packages="$packages npm"
+
 missing=""
 for p in $packages; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -2,8 +2,10 @@
 # The whole test suite: installs what is missing, builds, runs the C unit
 # tests (meson) and the integration tests (pytest, real PostgreSQL, real
 # nodes, real certificates on loopback), first on the normal build, then on
-# an AddressSanitizer + UndefinedBehaviorSanitizer build.  Prints one last
-# line "N passed, N failed" with the totals.
+# an AddressSanitizer + UndefinedBehaviorSanitizer build; and, once, on the
+# normal build, the web page's browser tests (tests/web: Node.js's test
+# runner, playwright-core, Debian's Chromium).  Prints one last line
+# "N passed, N failed" with the totals.
 #
 # Usage: scripts/test.sh [--quick]   (--quick: skip the sanitizer pass)
 # Extra pytest arguments can be given in PYTEST_ARGS (e.g. "-k roaming").
@@ -51,6 +53,41 @@ PY
 	failed=$((failed + ${counts#* }))
 }
 
+# Counts the browser tests' results from the spec reporter's summary.
+count_node() {
+	local log=$1 p f c
+	p=$(sed -n 's/^ℹ pass \([0-9][0-9]*\)$/\1/p' "$log" | tail -n 1)
+	f=$(sed -n 's/^ℹ fail \([0-9][0-9]*\)$/\1/p' "$log" | tail -n 1)
+	c=$(sed -n 's/^ℹ cancelled \([0-9][0-9]*\)$/\1/p' "$log" | tail -n 1)
+	if [ -z "$p" ] || [ -z "$f" ]; then
+		failed=$((failed + 1))
+		return
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f + ${c:-0}))
+}
+
+run_web() {
+	local log="$results/web.log" rc
+	echo "=== web: browser tests (build)"
+	if [ ! -x build/passerelle ]; then
+		echo "=== web: no build/passerelle"
+		failed=$((failed + 1))
+		return
+	fi
+	if ! tests/web/setup.sh; then
+		echo "=== web: cannot install playwright-core (tests/web/setup.sh)"
+		failed=$((failed + 1))
+		return
+	fi
+	PASSERELLE_BIN="$src/build/passerelle" timeout 1500 /usr/bin/python3 tests/web/run.py \
+		>"$log" 2>&1
+	rc=$?
+	grep -E '^(✔|✖)' "$log" || true
+	[ "$rc" -ne 0 ] && tail -n 80 "$log"
+	count_node "$log"
+}
+
 run_suite() {
 	local name=$1 dir=$2
 	echo "=== $name: build ($dir)"
@@ -70,6 +107,7 @@ run_suite() {
 }
 
 run_suite plain build
+run_web
 if ! $quick; then
 	# Leaks are checked by the unit tests; the daemon's exit leaves
 	# library globals (OpenSSL, libevent) that are not worth chasing here.

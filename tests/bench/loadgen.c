@@ -704,8 +704,11 @@ report(struct run *r)
 	double window = measured_window(r);
 	FILE *text = o->json ? stderr : stdout;
 
-	qsort(r->primary.samples, r->primary.n, sizeof(uint32_t), cmp_u32);
-	qsort(r->then.samples, r->then.n, sizeof(uint32_t), cmp_u32);
+	/* qsort() must not be handed NULL, even for no element. */
+	if (r->primary.n > 0)
+		qsort(r->primary.samples, r->primary.n, sizeof(uint32_t), cmp_u32);
+	if (r->then.n > 0)
+		qsort(r->then.samples, r->then.n, sizeof(uint32_t), cmp_u32);
 	fprintf(text, "%s: %s, concurrency %d, warm-up %.1f s, measured %.2f s%s\n",
 	    o->label, o->req.url, o->concurrency, o->warmup, window,
 	    r->has_tokens && r->tokens.exhausted ? " (tokens used up)" :

@@ -46,7 +46,7 @@ members=${BENCH_MEMBERS:-60000}
 out=${BENCH_OUT:-$src/tests/artifacts/bench-$(date -u +%Y%m%dT%H%M%SZ)}
 
 if [ $# -eq 0 ]; then
-	sed -n '2,30p' "$0" >&2
+	sed -n '2,35p' "$0" >&2
 	exit 2
 fi
 scenarios=()
@@ -54,7 +54,7 @@ for a in "$@"; do
 	case "$a" in
 	checkin|checkout|cycle|authorize|verify|sodium|nginx|pgbench|pgmix|directory|rss|profile|census) scenarios+=("$a") ;;
 	all) scenarios+=(rss verify directory pgbench nginx authorize checkin cycle pgmix) ;;
-	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,35p' "$0"; exit 0 ;;
 	*) echo "bench: unknown scenario '$a'" >&2; exit 2 ;;
 	esac
 done
