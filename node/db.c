@@ -389,13 +389,127 @@ db_schema_version(PGconn *conn, int *ret_current, int *ret_latest)
 
 /* ---- Statements ------------------------------------------------------- */
 
+/*
+ * Prepared statements, per thread and connection.  Parsing, analysing and
+ * planning took a third of PostgreSQL's time on the check-in path
+ * (docs/benchmarks.md); a statement run again on the same connection is
+ * only executed.  The cache is keyed by the text (some statements are built
+ * at run time); a connection that was reset, or a pointer reused by a new
+ * connection, is noticed by PostgreSQL's "prepared statement does not
+ * exist" and healed by preparing again.
+ */
+#define DB_STMT_CACHE 192
+#define SQLSTATE_NO_SUCH_STATEMENT "26000"
+
+struct db_stmt {
+	PGconn *conn;
+	uint64_t hash;
+	char *sql;
+	char name[16];
+};
+
+static _Thread_local struct db_stmt db_stmts[DB_STMT_CACHE];
+static _Thread_local unsigned int db_stmt_serial;
+
+static uint64_t
+db_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static struct db_stmt *
+db_stmt_find(PGconn *conn, const char *sql, uint64_t hash)
+{
+	for (size_t i = 0; i < DB_STMT_CACHE; i++) {
+		struct db_stmt *st = &db_stmts[(hash + i) % DB_STMT_CACHE];
+
+		if (st->sql == NULL)
+			return NULL;
+		if (st->conn == conn && st->hash == hash && strcmp(st->sql, sql) == 0)
+			return st;
+	}
+	return NULL;
+}
+
+/* The name of sql prepared on conn, preparing it first; NULL: not possible. */
+static const char *
+db_prepared(PGconn *conn, const char *sql, int nparams)
+{
+	uint64_t hash = db_hash(sql);
+	struct db_stmt *st = db_stmt_find(conn, sql, hash), *slot = NULL;
+	PGresult *res;
+	char name[16];
+
+	if (st != NULL)
+		return st->name;
+	for (size_t i = 0; i < DB_STMT_CACHE; i++) {
+		struct db_stmt *c = &db_stmts[(hash + i) % DB_STMT_CACHE];
+
+		if (c->sql == NULL) {
+			slot = c;
+			break;
+		}
+	}
+	if (slot == NULL)
+		return NULL; /* full: run unprepared */
+	snprintf(name, sizeof(name), "p%u", ++db_stmt_serial);
+	res = PQprepare(conn, name, sql, nparams, NULL);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		PQclear(res);
+		return NULL;
+	}
+	PQclear(res);
+	slot->sql = strdup(sql);
+	if (slot->sql == NULL)
+		return NULL;
+	slot->conn = conn;
+	slot->hash = hash;
+	util_strlcpy(slot->name, name, sizeof(slot->name));
+	return slot->name;
+}
+
+/* Forgets the statements prepared on conn by this thread (it is closing). */
+void
+db_forget(PGconn *conn)
+{
+	/*
+	 * The table is open-addressed: dropping entries would break probe
+	 * chains, so a whole thread's table is cleared at once.
+	 */
+	(void)conn;
+	for (size_t i = 0; i < DB_STMT_CACHE; i++) {
+		free(db_stmts[i].sql);
+		db_stmts[i].sql = NULL;
+		db_stmts[i].conn = NULL;
+	}
+}
+
 PGresult *
 db_query(PGconn *conn, const char *sql, int nparams, const char *const *params)
 {
 	PGresult *res;
+	const char *name;
 	char err[512];
 
+	name = db_prepared(conn, sql, nparams);
+	if (name != NULL) {
+		res = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
+		if (db_result_ok(res))
+			return res;
+		if (strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE) != NULL ?
+		    PQresultErrorField(res, PG_DIAG_SQLSTATE) : "",
+		    SQLSTATE_NO_SUCH_STATEMENT) != 0)
+			goto failed;
+		/* A new or reset connection: prepare again from scratch. */
+		PQclear(res);
+		db_forget(conn);
+	}
 	res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+failed:
 	if (db_result_ok(res))
 		return res;
 	db_note_failure(conn, res, err, sizeof(err));

@@ -45,6 +45,13 @@ int db_schema_version(PGconn *conn, int *ret_current, int *ret_latest);
 PGresult *db_query(PGconn *conn, const char *sql, int nparams,
     const char *const *params);
 
+/*
+ * db_query prepares each statement once per thread and connection and then
+ * only executes it.  db_forget() drops this thread's prepared statements
+ * (call it before PQfinish on a thread that ends).
+ */
+void db_forget(PGconn *conn);
+
 /* db_query for statements whose rows are not needed: 0 or -EIO. */
 int db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params);
 

@@ -79,6 +79,7 @@ server_worker_fini(void *worker)
 	if (w == NULL)
 		return;
 	peer_client_free(w->pc);
+	db_forget(w->conn);
 	if (w->conn != NULL)
 		PQfinish(w->conn);
 	free(w);

@@ -212,8 +212,6 @@ visit_house_rules(struct node *node, PGconn *conn, const struct pass_claims *c,
 	int r, cap;
 	PGresult *res;
 
-	if (db_exec(conn, VISIT_SEATS_LOCK, 0, NULL) < 0)
-		return -EIO;
 	r = house_check_open(cfg, conn, why, sizeof(why));
 	if (r < 0)
 		return r;
@@ -225,6 +223,13 @@ visit_house_rules(struct node *node, PGconn *conn, const struct pass_claims *c,
 		return -EIO;
 	if (cap >= 0) {
 		int present;
+
+		/*
+		 * Only a space with a number of seats serialises its check-ins,
+		 * and only for the count and the pending row that holds the seat.
+		 */
+		if (db_exec(conn, VISIT_SEATS_LOCK, 0, NULL) < 0)
+			return -EIO;
 
 		res = db_query(conn, "select count(*) from host_visits"
 		    " where status in ('open', 'pending')", 0, NULL);
