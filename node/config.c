@@ -119,7 +119,7 @@ static const struct config_option config_options[] = {
 	NUM("limits", "threads", CONFIG_INT, threads, "2", 1, 64,
 	    "Event loop threads of the federation face."),
 	NUM("limits", "workers", CONFIG_INT, workers, "8", 1, 256,
-	    "Worker threads (each with its own database connection)."),
+	    "Worker threads of each face (each with its own database connection)."),
 	NUM("limits", "couriers", CONFIG_INT, couriers, "2", 1, 16,
 	    "Threads delivering the outbox (each with its own database connection)."),
 	NUM("limits", "max_body", CONFIG_INT, max_body, "65536", 1024, 16 * 1024 * 1024,

@@ -2,9 +2,18 @@
  * federation.h - the coordinator's commands: create a federation, admit,
  * remove and rotate spaces, roll the directory-signing key.
  *
+ *   federation.c        the coordinator's folder and federation.json,
+ *                       signing and publishing each directory, the bundles;
+ *                       federation init, sign and roll-key.
+ *   federation_space.c  what a join request, a key request and a CSR may
+ *                       hold; federation admit, remove, add-key and renew.
+ *   federation_pki.c    the federation CA through certs/pki.sh: issuing,
+ *                       revoking, the CRL.
+ *
  * The coordinator's state is a folder (see docs/coordinating.md): the CA
  * (certs/pki.sh), the directory-signing key kept apart from it, the
  * directory description (federation.json) and each published directory.
+ * What the three files share about it is in federation_state.h.
  *
  * The checks of a join request and the runner of certs/pki.sh are shared
  * with join.c, so that `passerelle init` writes only what `federation
@@ -40,23 +49,23 @@ int federation_pki_run(const char *const *args, char *err, size_t errlen);
 /* ^[a-z0-9][a-z0-9-]{0,62}$, as certs/pki.sh and node certificates want. */
 bool federation_space_id_ok(const char *id);
 /* A DNS name of letters, digits and hyphens in dot-separated labels. */
-bool federation_dns_name_ok(const char *name);
+bool federation_space_dns_name_ok(const char *name);
 /* An IPv4 or IPv6 address in its usual text form. */
-bool federation_ip_ok(const char *ip);
+bool federation_space_ip_ok(const char *ip);
 /* A pass or coordinator key id: [A-Za-z0-9._-]{1,64}. */
-bool federation_kid_ok(const char *kid);
+bool federation_space_kid_ok(const char *kid);
 /*
  * A federation URL: https://HOST[:PORT], no path, no user part.  *ret_port
  * (if not NULL) gets the port, 443 when none is written.
  */
-int federation_url_check(const char *url, int *ret_port);
+int federation_space_url_check(const char *url, int *ret_port);
 
 /*
  * Checks a join request's public details: its version, every field's type
  * and range, no unknown field; not the CSR nor the pass key.  Returns 0, or
  * -EINVAL with the reason in err.
  */
-int federation_check_details(const cJSON *req, char *err, size_t errlen);
+int federation_space_check_details(const cJSON *req, char *err, size_t errlen);
 
 /*
  * Checks a whole join request (docs/coordinating.md): its version, every
@@ -66,7 +75,7 @@ int federation_check_details(const cJSON *req, char *err, size_t errlen);
  * Ed25519 point).  Returns 0, or -EINVAL with the reason in err.
  * ret_csr and ret_pass_pk may be NULL.
  */
-int federation_check_request(const cJSON *req, X509_REQ **ret_csr,
+int federation_space_check_request(const cJSON *req, X509_REQ **ret_csr,
     uint8_t ret_pass_pk[32], char *err, size_t errlen);
 
 #endif

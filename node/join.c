@@ -12,8 +12,9 @@
  * this space's pass key), so that a bundle for another space, or from
  * another coordinator, changes nothing.
  *
- * The coordinator's side (admitting, signing) is federation.c, which also
- * holds the checks of a join request that both sides apply.
+ * The coordinator's side is federation.c (signing) and federation_space.c
+ * (admitting), which also holds the checks of a join request that both
+ * sides apply.
  */
 #include <errno.h>
 #include <math.h>
@@ -238,7 +239,7 @@ join_collect_ips(int argc, char **argv, cJSON *ips)
 		for (tok = strtok_r(copy, ",", &save); tok != NULL;
 		    tok = strtok_r(NULL, ",", &save)) {
 			/* cli_die_usage() exits: copy is not freed, tok stays valid. */
-			if (!federation_ip_ok(tok))
+			if (!federation_space_ip_ok(tok))
 				cli_die_usage("--ip: '%s' is not an IP address", tok);
 			if (cJSON_GetArraySize(ips) >= JOIN_MAX_IPS)
 				cli_die_usage("--ip: at most %d addresses", JOIN_MAX_IPS);
@@ -399,10 +400,10 @@ join_cmd_init(int argc, char **argv)
 		cli_die_usage("init needs --id, --name, --url and --dns");
 	if (!federation_space_id_ok(id))
 		cli_die_usage("--id must match ^[a-z0-9][a-z0-9-]{0,62}$, not '%s'", id);
-	if (federation_url_check(url, &port) < 0)
+	if (federation_space_url_check(url, &port) < 0)
 		cli_die_usage("--url must be https://HOST[:PORT] (the federation face, no "
 		    "path), not '%s'", url);
-	if (!federation_dns_name_ok(dns))
+	if (!federation_space_dns_name_ok(dns))
 		cli_die_usage("--dns must be a DNS name, not '%s'", dns);
 	if ((lat == NULL) != (lon == NULL))
 		cli_die_usage("--lat and --lon go together");
@@ -424,7 +425,7 @@ join_cmd_init(int argc, char **argv)
 	    capacity, services, contact);
 	if (req == NULL)
 		return cli_fail("out of memory");
-	if (federation_check_details(req, err, sizeof(err)) < 0) {
+	if (federation_space_check_details(req, err, sizeof(err)) < 0) {
 		cJSON_Delete(req);
 		cli_die_usage("the space's details would be refused: %s", err);
 	}
@@ -497,7 +498,7 @@ join_cmd_init(int argc, char **argv)
 		goto out;
 	}
 	/* What the coordinator will check, checked here first. */
-	if (federation_check_request(req, NULL, NULL, err, sizeof(err)) < 0) {
+	if (federation_space_check_request(req, NULL, NULL, err, sizeof(err)) < 0) {
 		cli_fail("the join request would be refused: %s", err);
 		goto out;
 	}
@@ -1111,7 +1112,7 @@ join_cmd_new_pass_key(int argc, char **argv)
 		util_strlcpy(kid, kid_opt, sizeof(kid));
 	else
 		join_next_kid(cfg->pass_kid, kid, sizeof(kid));
-	if (!federation_kid_ok(kid) || strcmp(kid, cfg->pass_kid) == 0) {
+	if (!federation_space_kid_ok(kid) || strcmp(kid, cfg->pass_kid) == 0) {
 		config_free(cfg);
 		cli_die_usage("the new key's kid must match [A-Za-z0-9._-]{1,64} and differ "
 		    "from the current one, not '%s'", kid);

@@ -79,8 +79,8 @@ ledger_add_column(cJSON *o, const char *name, PGresult *res, int i, int col,
  * key ($3, $4).  As host: every visit of its members that was not refused
  * (a pending or provisional one too: the peer should hear of it).  As home:
  * every admission of ours there, except those the host voided (units 0).
- * The provisional columns come from the reliability migration; to_jsonb()
- * reads them without failing where they do not exist yet.
+ * A provisional admission is provisional until the home confirms it, and
+ * disputed if the home refuses it.
  */
 static const char ledger_sql[] =
     "with b as (select ($2 || '-01')::timestamp at time zone 'UTC' as lo,"
@@ -90,10 +90,10 @@ static const char ledger_sql[] =
     "   h.checked_in_at as cin, h.checked_out_at as cout, h.units, h.rate_cents,"
     "   h.currency::text as currency,"
     "   case when h.status = 'pending' then 'pending'"
-    "    when h.reason_code = 'provisional'"
-    "     and to_jsonb(h) ->> 'disputed_at' is not null then 'disputed'"
-    "    when h.reason_code = 'provisional'"
-    "     and to_jsonb(h) ->> 'confirmed_at' is null then 'provisional'"
+    "    when h.reason_code = 'provisional' and h.disputed_at is not null"
+    "     then 'disputed'"
+    "    when h.reason_code = 'provisional' and h.confirmed_at is null"
+    "     then 'provisional'"
     "    else h.status end as state,"
     "   h.receipt as evidence, h.completion"
     "  from host_visits h cross join b"

@@ -78,7 +78,7 @@ outbox_send(struct node *node, PGconn *conn, struct peer_client *pc,
 	else
 		snprintf(idem, sizeof(idem), "Idempotency-Key: %s-%s", kind, visit_id);
 	/* A dead peer is not hammered: it is probed first, when its time comes. */
-	if (peer_is_down(peer) && !peer_probe(pc, peer)) {
+	if (peer_is_down(peer) && !peer_probe(pc, peer, false)) {
 		r = -EHOSTDOWN;
 		memset(&resp, 0, sizeof(resp));
 		snprintf(resp.error, sizeof(resp.error), "%s is down (waiting to probe it)",

@@ -43,6 +43,7 @@ struct peer_health {
 	int64_t last_success;
 	int64_t last_failure;
 	int64_t next_probe;		/* while down */
+	int64_t last_probe;
 	char last_error[160];
 };
 
@@ -127,9 +128,12 @@ peer_mark_alive(const char *space)
 	return had;
 }
 
-/* Down, and its backoff has passed: one caller gets to probe. */
+/*
+ * Down, and its backoff has passed (or, for the front desk, a second since
+ * the last probe): one caller gets to probe.
+ */
 static bool
-peer_probe_due(const char *space)
+peer_probe_due(const char *space, bool desk)
 {
 	bool due = false;
 
@@ -137,11 +141,15 @@ peer_probe_due(const char *space)
 	for (size_t i = 0; i < peer_nhealth; i++)
 		if (strcmp(peer_healths[i].space, space) == 0) {
 			struct peer_health *h = &peer_healths[i];
+			int64_t now = util_now();
 
-			if (h->failures >= PEER_DOWN_AFTER && util_now() >= h->next_probe) {
+			if (h->failures >= PEER_DOWN_AFTER &&
+			    (now >= h->next_probe || (desk && now > h->last_probe))) {
 				due = true;
+				h->last_probe = now;
 				/* The others wait for this probe's outcome. */
-				h->next_probe = util_now() + 5;
+				if (h->next_probe < now + 5)
+					h->next_probe = now + 5;
 			}
 			break;
 		}
@@ -416,17 +424,21 @@ peer_fetch_url(struct peer_client *pc, const char *url, long timeout_ms,
 }
 
 bool
-peer_probe(struct peer_client *pc, const char *space_id)
+peer_probe(struct peer_client *pc, const char *space_id, bool desk)
 {
 	struct peer_response resp;
 	bool up;
 
 	if (!peer_is_down(space_id))
 		return true;
-	if (!peer_probe_due(space_id))
+	if (!peer_probe_due(space_id, desk))
 		return false;
-	up = peer_call(pc, space_id, "GET", "/federation/v1/ping", NULL, NULL, 2000,
-	    &resp) == 0 && resp.status == 200;
+	{
+		long timeout = (long)node_config(pc->node)->peer_timeout_ms;
+
+		up = peer_call(pc, space_id, "GET", "/federation/v1/ping", NULL, NULL,
+		    timeout < 2000 ? timeout : 2000, &resp) == 0 && resp.status == 200;
+	}
 	peer_response_clear(&resp);
 	return up;
 }

@@ -66,8 +66,12 @@ bool peer_is_down(const char *space_id);
  * it had failures (what waits for it in the outbox can be sent now).
  */
 bool peer_mark_alive(const char *space_id);
-/* Probes a peer that is down and due for a probe: true when it is up now. */
-bool peer_probe(struct peer_client *pc, const char *space_id);
+/*
+ * Probes a peer that is down and due for a probe: true when it is up now.
+ * The couriers follow the backoff; the front desk (desk) may probe once a
+ * second, since a member is waiting.
+ */
+bool peer_probe(struct peer_client *pc, const char *space_id, bool desk);
 /* The health of every peer seen so far, as a JSON array (for outbox list). */
 cJSON *peer_health_json(void);
 

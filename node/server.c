@@ -368,7 +368,7 @@ int
 server_run(struct config *cfg)
 {
 	struct node *node = NULL;
-	struct http_pool *pool = NULL;
+	struct http_pool *pool = NULL, *local_pool = NULL;
 	struct http_face *fed = NULL, *local = NULL;
 	struct courier couriers[SERVER_MAX_COURIERS];
 	int ncouriers = 0;
@@ -418,7 +418,15 @@ server_run(struct config *cfg)
 		log_warnx("cannot start: federation TLS: %s", err);
 		goto out;
 	}
+	/*
+	 * Two pools: the front desk's check-ins wait on other nodes, and those
+	 * nodes' requests to us must never queue behind them (with one pool,
+	 * three nodes checking each other's members in could all wait on each
+	 * other until their timeouts).
+	 */
 	if (http_pool_new(&pool, (int)cfg->workers, server_worker_init,
+	    server_worker_fini, node) < 0 ||
+	    http_pool_new(&local_pool, (int)cfg->workers, server_worker_init,
 	    server_worker_fini, node) < 0) {
 		log_warnx("cannot start: workers cannot connect to the database");
 		goto out;
@@ -459,7 +467,7 @@ server_run(struct config *cfg)
 		o.threads = 1;
 		o.handler = api_handle;
 		o.serial_fn = NULL;
-		if (http_face_new(&local, &o, pool, err, sizeof(err)) < 0) {
+		if (http_face_new(&local, &o, local_pool, err, sizeof(err)) < 0) {
 			log_warnx("cannot start: local face: %s", err);
 			goto out;
 		}
@@ -519,6 +527,7 @@ out:
 		pthread_join(couriers[i].thread, NULL);
 	}
 	http_pool_free(pool);
+	http_pool_free(local_pool);
 	if (conn != NULL)
 		PQfinish(conn);
 	SSL_CTX_free(ssl);

@@ -347,7 +347,7 @@ visit_ask_home(struct node *node, PGconn *conn, struct peer_client *pc,
 	int r, unreachable = 0;
 
 	/* A peer known to be down is not waited for: the desk gets its answer. */
-	if (peer_is_down(c->iss) && !peer_probe(pc, c->iss)) {
+	if (peer_is_down(c->iss) && !peer_probe(pc, c->iss, true)) {
 		log_info("visit %s: home %s is down; offline terms apply", d->visit_id,
 		    c->iss);
 		return 1;

@@ -120,10 +120,15 @@ def test_dead_peer_is_not_hammered(federation):
     for _ in range(3):  # three failures: the peer is down
         decide(troquet, token)
     calls = troquet.peer_calls()
-    r, waited = decide(troquet, token)
-    assert r.json()["reason_code"] == "home_unreachable"
-    assert waited < 0.5, f"the desk waited {waited:.2f}s for a peer known down"
-    assert troquet.peer_calls() == calls, "a peer known down was called"
+    t0 = time.monotonic()
+    for _ in range(10):
+        r, waited = decide(troquet, token)
+        assert r.json()["reason_code"] == "home_unreachable"
+        assert waited < 0.5, f"the desk waited {waited:.2f}s for a peer known down"
+    seconds = time.monotonic() - t0
+    # At most a cheap probe a second (the desk's), nothing else.
+    assert troquet.peer_calls() - calls <= int(seconds) + 1, \
+        (troquet.peer_calls() - calls, seconds)
 
 
 # ------------------------------------------------------------ duplicates

@@ -429,6 +429,40 @@ test('the host manager sees the month\'s visits, the statement with its CSV, and
 	assert.match(await home.textContent('#visit-rows'), /Le Troquet numérique/);
 });
 
+test('staff passwd reads the password from standard input, and refuses a short one', async () => {
+	const { execFileSync, spawnSync } = require('node:child_process');
+	cliRun('troquet', 'staff', 'add', 'Léa Stdin', '--role', 'concierge');
+	const conf = fx.nodes.troquet.conf;
+	const short = spawnSync(fx.bin, ['-c', conf, 'staff', 'passwd', 'Léa Stdin'],
+		{ input: 'short\n', encoding: 'utf8' });
+	assert.equal(short.status, 1);
+	assert.match(short.stderr, /10 to 1024 bytes/);
+	const nobody = spawnSync(fx.bin, ['-c', conf, 'staff', 'passwd', 'Nobody Here'],
+		{ input: PASSWORD + '\n', encoding: 'utf8' });
+	assert.equal(nobody.status, 1);
+	assert.match(nobody.stderr, /no staff account named 'Nobody Here'/);
+	execFileSync(fx.bin, ['-c', conf, 'staff', 'passwd', 'Léa Stdin'],
+		{ input: PASSWORD + '\n', encoding: 'utf8' });
+	const other = await browser.newContext();
+	const res = await other.request.post(troquet.url + '/api/v1/signin',
+		{ data: { name: 'Léa Stdin', password: PASSWORD } });
+	assert.equal(res.status(), 200);
+	assert.equal((await res.json()).role, 'concierge');
+	await other.close();
+});
+
+test('signing out ends the session', async () => {
+	const page = day.desk;
+	await page.goto(troquet.url + '/desk');
+	await page.waitForSelector('body.ready');
+	await page.click('#signout');
+	await page.waitForURL(troquet.url + '/signin');
+	const res = await page.request.get(troquet.url + '/api/v1/session');
+	assert.equal(res.status(), 401);
+	await page.goto(troquet.url + '/desk');
+	await page.waitForURL(troquet.url + '/signin?next=/desk');
+});
+
 test('no page loaded anything from elsewhere, broke its CSP or threw', async () => {
 	assertNoProblems();
 	assert.ok(fs.existsSync(`${fx.artifacts}/desk-admitted.png`));
