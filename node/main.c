@@ -697,20 +697,23 @@ static const struct cli_command commands[] = {
 static void
 usage(FILE *out)
 {
-	const char *who = "";
+	static const char *const roles[] = { "operator", "manager", "front desk",
+		"new space", "coordinator" };
 
 	fprintf(out, "usage: passerelle [-c FILE] COMMAND [ARGS] [--json] [--help]\n\n"
 	    "Passerelle: a node of a federation of coworking spaces.\n");
-	for (const struct cli_command *c = commands; c->name != NULL; c++) {
-		char name[64];
+	/* Grouped by who uses them, whatever their order in the table. */
+	for (size_t r = 0; r < sizeof(roles) / sizeof(roles[0]); r++) {
+		fprintf(out, "\n%s:\n", roles[r]);
+		for (const struct cli_command *c = commands; c->name != NULL; c++) {
+			char name[64];
 
-		if (strcmp(who, c->who) != 0) {
-			fprintf(out, "\n%s:\n", c->who);
-			who = c->who;
+			if (strcmp(c->who, roles[r]) != 0)
+				continue;
+			snprintf(name, sizeof(name), "%s%s%s", c->group ? c->group : "",
+			    c->group ? " " : "", c->name);
+			fprintf(out, "  %-20s %s\n", name, c->help);
 		}
-		snprintf(name, sizeof(name), "%s%s%s", c->group ? c->group : "",
-		    c->group ? " " : "", c->name);
-		fprintf(out, "  %-20s %s\n", name, c->help);
 	}
 	fprintf(out, "\nThe configuration is -c FILE, $PASSERELLE_CONFIG or ./passerelle.conf.\n"
 	    "'passerelle COMMAND --help' tells more; docs/operating.md tells all.\n");
