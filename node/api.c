@@ -186,13 +186,6 @@ api_member_reply(struct api_ctx *c, int r, cJSON *m, const char *err, int ok_sta
 		http_reply_error(c->job, 503, "unavailable", "%s", err);
 }
 
-static const char *
-api_string(const cJSON *o, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
 
 static void
 api_members(struct api_ctx *c, const char *rest)
@@ -213,13 +206,13 @@ api_members(struct api_ctx *c, const char *rest)
 		if ((req = http_job_json(c->job)) == NULL)
 			return;
 		memset(&mn, 0, sizeof(mn));
-		mn.full_name = api_string(req, "full_name");
-		mn.display_name = api_string(req, "display_name");
-		mn.email = api_string(req, "email");
-		mn.plan = api_string(req, "plan") ? api_string(req, "plan") : "tickets";
+		mn.full_name = util_json_string(req, "full_name");
+		mn.display_name = util_json_string(req, "display_name");
+		mn.email = util_json_string(req, "email");
+		mn.plan = util_json_string(req, "plan") ? util_json_string(req, "plan") : "tickets";
 		t = cJSON_GetObjectItemCaseSensitive(req, "tickets");
 		mn.tickets = cJSON_IsNumber(t) ? t->valueint : 0;
-		mn.valid_until = api_string(req, "valid_until");
+		mn.valid_until = util_json_string(req, "valid_until");
 		mn.actor = c->actor;
 		r = member_add(c->conn, &mn, &m, err, sizeof(err));
 		cJSON_Delete(req);

@@ -66,19 +66,12 @@ struct directory {
  * Small JSON readers
  */
 
-static const char *
-json_string(const cJSON *obj, const char *name)
-{
-	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
-
-	return cJSON_IsString(item) ? item->valuestring : NULL;
-}
 
 /* A non-empty string member, or NULL. */
 static const char *
 json_nonempty(const cJSON *obj, const char *name)
 {
-	const char *s = json_string(obj, name);
+	const char *s = util_json_string(obj, name);
 
 	return s != NULL && s[0] != '\0' ? s : NULL;
 }
@@ -126,7 +119,7 @@ directory_id_ok(const char *id)
 static int
 json_b64_32(const cJSON *obj, const char *name, uint8_t out[32])
 {
-	const char *s = json_string(obj, name);
+	const char *s = util_json_string(obj, name);
 	size_t n;
 
 	if (s == NULL || b64url_decode(s, strlen(s), out, 32, &n) < 0 || n != 32)
@@ -238,7 +231,7 @@ directory_read_federation(struct directory *dir)
 			return "the directory's coordinator_keys is not a list";
 		cJSON_ArrayForEach(k, keys) {
 			struct directory_trust *t;
-			const char *kty = json_string(k, "kty"), *crv = json_string(k, "crv");
+			const char *kty = util_json_string(k, "kty"), *crv = util_json_string(k, "crv");
 
 			if (dir->ncoordinator_keys >= UTIL_ARRAY_SIZE(dir->coordinator_keys))
 				return "the directory announces too many coordinator keys";
@@ -279,7 +272,7 @@ directory_read_space(struct directory *dir, const cJSON *item,
 	sp->name = json_nonempty(item, "name");
 	if (sp->name == NULL)
 		return "a space in the directory has no name";
-	city = json_string(item, "city");
+	city = util_json_string(item, "city");
 	if (city == NULL && cJSON_GetObjectItemCaseSensitive(item, "city") != NULL)
 		return "a space in the directory has a city that is not a string";
 	sp->city = city != NULL ? city : "";
@@ -307,8 +300,8 @@ directory_read_space(struct directory *dir, const cJSON *item,
 			return "a space in the directory has too many keys";
 		if (!cJSON_IsObject(k))
 			return "a key in the directory is not a JSON object";
-		kty = json_string(k, "kty");
-		crv = json_string(k, "crv");
+		kty = util_json_string(k, "kty");
+		crv = util_json_string(k, "crv");
 		if (kty == NULL || strcmp(kty, "OKP") != 0 || crv == NULL ||
 		    strcmp(crv, "Ed25519") != 0)
 			return "a key in the directory is not an OKP Ed25519 key";
@@ -322,7 +315,7 @@ directory_read_space(struct directory *dir, const cJSON *item,
 		if (json_b64_32(k, "x", dk->pk) < 0)
 			return "a key in the directory has an invalid x";
 		if (cJSON_GetObjectItemCaseSensitive(k, "retires_at") != NULL) {
-			const char *t = json_string(k, "retires_at");
+			const char *t = util_json_string(k, "retires_at");
 
 			if (t == NULL || util_parse_time(t, &dk->retires_at) < 0)
 				return "a key in the directory has an invalid retires_at";
@@ -348,10 +341,10 @@ directory_read(struct directory *dir, int64_t now)
 		return "the directory names no federation";
 	if (json_int(dir->root, "serial", 1, &dir->serial) < 0)
 		return "the directory's serial is not a positive integer";
-	s = json_string(dir->root, "issued_at");
+	s = util_json_string(dir->root, "issued_at");
 	if (s == NULL || util_parse_time(s, &dir->issued_at) < 0)
 		return "the directory's issued_at is not an RFC 3339 time";
-	s = json_string(dir->root, "expires_at");
+	s = util_json_string(dir->root, "expires_at");
 	if (s == NULL || util_parse_time(s, &dir->expires_at) < 0)
 		return "the directory's expires_at is not an RFC 3339 time";
 	if (dir->expires_at <= now)
@@ -790,7 +783,7 @@ directory_describe_space(const cJSON *in, const char *base_dir, cJSON *out,
 
 	id = json_nonempty(in, "id");
 	name = json_nonempty(in, "name");
-	city = json_string(in, "city");
+	city = util_json_string(in, "city");
 	url = json_nonempty(in, "url");
 	if (id == NULL || name == NULL || url == NULL) {
 		directory_err(err, errlen, "space %s: id, name and url are required",
@@ -817,7 +810,7 @@ directory_describe_space(const cJSON *in, const char *base_dir, cJSON *out,
 	}
 	cJSON_ArrayForEach(pk_in, pass_keys) {
 		const char *kid = json_nonempty(pk_in, "kid");
-		const char *retires = json_string(pk_in, "retires_at");
+		const char *retires = util_json_string(pk_in, "retires_at");
 		char what[128];
 		uint8_t pk[32];
 		int64_t t;

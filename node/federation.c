@@ -77,13 +77,6 @@ federation_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-const char *
-federation_json_str(const cJSON *obj, const char *name)
-{
-	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
-
-	return cJSON_IsString(item) ? item->valuestring : NULL;
-}
 
 /* An integral number member: 0, or -EINVAL. */
 int
@@ -277,7 +270,7 @@ federation_close(struct federation *f)
 int
 federation_entry_pk(const cJSON *entry, uint8_t pk[32])
 {
-	const char *x = federation_json_str(entry, "x");
+	const char *x = util_json_string(entry, "x");
 	size_t n;
 
 	if (x == NULL || b64url_decode(x, strlen(x), pk, 32, &n) < 0 || n != 32)
@@ -295,7 +288,7 @@ federation_check_state(const cJSON *desc, char *err, size_t errlen)
 	int64_t v;
 	uint8_t pk[32];
 
-	if (federation_json_str(desc, "federation") == NULL ||
+	if (util_json_string(desc, "federation") == NULL ||
 	    federation_json_int(desc, "serial", &v) < 0 || v < 0 ||
 	    federation_json_int(desc, "valid_days", &v) < 0 || v < 1 ||
 	    v > FEDERATION_MAX_VALID_DAYS || !cJSON_IsArray(spaces)) {
@@ -304,20 +297,20 @@ federation_check_state(const cJSON *desc, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	cJSON_ArrayForEach(s, spaces) {
-		if (!cJSON_IsObject(s) || federation_json_str(s, "id") == NULL) {
+		if (!cJSON_IsObject(s) || util_json_string(s, "id") == NULL) {
 			federation_err(err, errlen, "every space needs an id");
 			return -EINVAL;
 		}
 	}
-	if (!cJSON_IsObject(signing) || federation_json_str(signing, "kid") == NULL ||
-	    federation_json_str(signing, "key") == NULL ||
+	if (!cJSON_IsObject(signing) || util_json_string(signing, "kid") == NULL ||
+	    util_json_string(signing, "key") == NULL ||
 	    federation_entry_pk(signing, pk) < 0) {
 		federation_err(err, errlen, "needs signing: {kid, key, x}");
 		return -EINVAL;
 	}
 	if (next != NULL && (!cJSON_IsObject(next) ||
-	    federation_json_str(next, "kid") == NULL ||
-	    federation_json_str(next, "key") == NULL ||
+	    util_json_string(next, "kid") == NULL ||
+	    util_json_string(next, "key") == NULL ||
 	    federation_entry_pk(next, pk) < 0)) {
 		federation_err(err, errlen, "signing.next needs {kid, key, x}");
 		return -EINVAL;
@@ -377,7 +370,7 @@ federation_find_space(const struct federation *f, const char *id, int *ret_index
 	int i = 0;
 
 	cJSON_ArrayForEach(s, federation_spaces(f)) {
-		const char *sid = federation_json_str(s, "id");
+		const char *sid = util_json_string(s, "id");
 
 		if (sid != NULL && strcmp(sid, id) == 0) {
 			if (ret_index != NULL)
@@ -419,8 +412,8 @@ federation_retire_certs(struct federation *f, int64_t now, int64_t serial, cJSON
 			return -ENOMEM;
 		for (int i = cJSON_GetArraySize(retiring) - 1; i >= 0; i--) {
 			const cJSON *e = cJSON_GetArrayItem(retiring, i);
-			const char *cert = federation_json_str(e, "cert");
-			const char *until = federation_json_str(e, "until");
+			const char *cert = util_json_string(e, "cert");
+			const char *until = util_json_string(e, "until");
 			int64_t t, since = 0;
 			bool revoked;
 
@@ -463,7 +456,7 @@ static int
 federation_load_signing_key(const struct federation *f, const cJSON *entry,
     uint8_t sk[64], uint8_t pk[32], char *err, size_t errlen)
 {
-	char *path = federation_path(f, federation_json_str(entry, "key"));
+	char *path = federation_path(f, util_json_string(entry, "key"));
 	uint8_t want[32];
 	int r;
 
@@ -477,7 +470,7 @@ federation_load_signing_key(const struct federation *f, const cJSON *entry,
 		sodium_memzero(sk, 64);
 		federation_err(err, errlen, "the key in %s is not the key %s that "
 		    "federation.json records: refusing to sign with it", path,
-		    federation_json_str(entry, "kid"));
+		    util_json_string(entry, "kid"));
 		r = -EKEYREJECTED;
 	}
 out:
@@ -517,7 +510,7 @@ federation_sign(struct federation *f, int64_t now, char **ret_token, int64_t *re
 		goto out;
 	}
 	r = directory_sign_description(text, f->dir, sk,
-	    federation_json_str(signing, "kid"), now, ret_token, why, sizeof(why));
+	    util_json_string(signing, "kid"), now, ret_token, why, sizeof(why));
 	if (r < 0) {
 		federation_err(err, errlen, "cannot sign directory %lld: %s",
 		    (long long)serial, why);
@@ -628,7 +621,7 @@ federation_bundle_announcements(const struct federation *f, cJSON *bundle, char 
 		r = util_read_file(path, DIRECTORY_MAX_TOKEN, &token, NULL);
 		if (r < 0) {
 			federation_err(err, errlen, "cannot read %s, which announced key %s: "
-			    "%s", path, federation_json_str(e, "kid"), strerror(-r));
+			    "%s", path, util_json_string(e, "kid"), strerror(-r));
 			free(path);
 			return r;
 		}
@@ -679,7 +672,7 @@ federation_write_bundle(const struct federation *f, const char *id, const char *
 	    cJSON_AddStringToObject(b, "kind", kind) == NULL ||
 	    cJSON_AddStringToObject(b, "space", id) == NULL ||
 	    cJSON_AddStringToObject(b, "federation",
-	    federation_json_str(f->desc, "federation")) == NULL ||
+	    util_json_string(f->desc, "federation")) == NULL ||
 	    cJSON_AddStringToObject(b, "certificate", cert) == NULL ||
 	    cJSON_AddStringToObject(b, "ca", ca) == NULL ||
 	    cJSON_AddStringToObject(b, "directory", token) == NULL ||
@@ -925,9 +918,9 @@ federation_announce(struct federation *f, const cJSON *const *entries, size_t n)
 
 		if (k == NULL || !cJSON_AddItemToArray(keys, k) ||
 		    cJSON_AddStringToObject(k, "kid",
-		    federation_json_str(entries[i], "kid")) == NULL ||
+		    util_json_string(entries[i], "kid")) == NULL ||
 		    cJSON_AddStringToObject(k, "x",
-		    federation_json_str(entries[i], "x")) == NULL) {
+		    util_json_string(entries[i], "x")) == NULL) {
 			cJSON_Delete(keys);
 			return -ENOMEM;
 		}
@@ -953,10 +946,10 @@ federation_roll_start(struct federation *f, const char *kid_opt, char *err,
 	if (kid_opt != NULL)
 		util_strlcpy(kid, kid_opt, sizeof(kid));
 	else
-		federation_next_kid(federation_json_str(signing, "kid"), kid,
+		federation_next_kid(util_json_string(signing, "kid"), kid,
 		    sizeof(kid));
 	if (!federation_space_kid_ok(kid) ||
-	    strcmp(kid, federation_json_str(signing, "kid")) == 0) {
+	    strcmp(kid, util_json_string(signing, "kid")) == 0) {
 		federation_err(err, errlen, "the new key's kid '%s' must match "
 		    "[A-Za-z0-9._-]{1,64} and differ from the current one", kid);
 		r = -EINVAL;
@@ -1021,7 +1014,7 @@ federation_roll_start(struct federation *f, const char *kid_opt, char *err,
 
 		cJSON_AddStringToObject(o, "step", "announced");
 		cJSON_AddStringToObject(o, "signed_by",
-		    federation_json_str(signing, "kid"));
+		    util_json_string(signing, "kid"));
 		cJSON_AddStringToObject(o, "next_kid", kid);
 		cJSON_AddStringToObject(o, "next_public_key", pub);
 		cJSON_AddNumberToObject(o, "serial", (double)serial);
@@ -1032,7 +1025,7 @@ federation_roll_start(struct federation *f, const char *kid_opt, char *err,
 		    "directory serial %lld, signed with %s, announces it\n"
 		    "once every node holds this directory, finish with:\n"
 		    "  passerelle federation roll-key --finish --federation %s\n", kid, pub,
-		    (long long)serial, federation_json_str(signing, "kid"), f->dir);
+		    (long long)serial, util_json_string(signing, "kid"), f->dir);
 	}
 out:
 	if (made) {
@@ -1079,7 +1072,7 @@ federation_roll_finish(struct federation *f, char *err, size_t errlen)
 		return -ENOENT;
 	}
 	federation_now_text(now, now_s);
-	util_strlcpy(old_kid, federation_json_str(signing, "kid"), sizeof(old_kid));
+	util_strlcpy(old_kid, util_json_string(signing, "kid"), sizeof(old_kid));
 	old = cJSON_Duplicate(signing, 1);
 	entry = cJSON_Duplicate(next, 1);
 	if (old == NULL || entry == NULL) {
@@ -1141,13 +1134,13 @@ federation_roll_finish(struct federation *f, char *err, size_t errlen)
 		federation_json_set(last, "key", cJSON_CreateString(old_key));
 		if (federation_archive(f, "signing/directory.pub", old_pub) == 0)
 			federation_json_set(last, "public", cJSON_CreateString(old_pub));
-		r = federation_archive(f, federation_json_str(signing, "key"),
+		r = federation_archive(f, util_json_string(signing, "key"),
 		    "signing/directory.key");
 	}
 	if (r == 0) {
 		federation_json_set(signing, "key",
 		    cJSON_CreateString("signing/directory.key"));
-		if (federation_archive(f, federation_json_str(signing, "public"),
+		if (federation_archive(f, util_json_string(signing, "public"),
 		    "signing/directory.pub") == 0)
 			federation_json_set(signing, "public",
 			    cJSON_CreateString("signing/directory.pub"));
@@ -1174,7 +1167,7 @@ federation_roll_finish(struct federation *f, char *err, size_t errlen)
 
 		cJSON_AddStringToObject(o, "step", "finished");
 		cJSON_AddStringToObject(o, "signed_by",
-		    federation_json_str(signing, "kid"));
+		    util_json_string(signing, "kid"));
 		cJSON_AddStringToObject(o, "retired_kid", old_kid);
 		cJSON_AddNumberToObject(o, "serial", (double)serial);
 		cli_print_json(o);
@@ -1184,8 +1177,8 @@ federation_roll_finish(struct federation *f, char *err, size_t errlen)
 		    "%s/signing/archive/\n"
 		    "nodes that verified the announcement trust %s already; spaces may "
 		    "also replace their coordinator.pub with %s/signing/directory.pub\n",
-		    (long long)serial, federation_json_str(signing, "kid"), old_kid,
-		    f->dir, federation_json_str(signing, "kid"), f->dir);
+		    (long long)serial, util_json_string(signing, "kid"), old_kid,
+		    f->dir, util_json_string(signing, "kid"), f->dir);
 	}
 out:
 	cJSON_Delete(old);
@@ -1275,7 +1268,7 @@ federation_cmd_sign(int argc, char **argv)
 		goto out;
 	}
 	/* The CRL a directory carries must not expire before the directory. */
-	if (federation_json_str(f.desc, "crl") != NULL &&
+	if (util_json_string(f.desc, "crl") != NULL &&
 	    federation_pki_refresh_crl(&f, err, sizeof(err)) < 0) {
 		cli_fail("cannot rewrite the CRL: %s", err);
 		goto out;

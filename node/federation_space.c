@@ -365,7 +365,7 @@ federation_space_check_details(const cJSON *req, char *err, size_t errlen)
 		    "version 1 join requests)");
 		return -EINVAL;
 	}
-	s = federation_json_str(req, "id");
+	s = util_json_string(req, "id");
 	if (s == NULL || !federation_space_id_ok(s)) {
 		federation_err(err, errlen, "field 'id' must be a space id matching "
 		    "^[a-z0-9][a-z0-9-]{0,62}$");
@@ -380,13 +380,13 @@ federation_space_check_details(const cJSON *req, char *err, size_t errlen)
 	    (r = federation_space_check_text(req, "contact", 254, false, err,
 	    errlen)) < 0)
 		return r;
-	s = federation_json_str(req, "url");
+	s = util_json_string(req, "url");
 	if (s == NULL || federation_space_url_check(s, NULL) < 0) {
 		federation_err(err, errlen, "field 'url' must be the federation face's "
 		    "https://HOST[:PORT] (no path)");
 		return -EINVAL;
 	}
-	s = federation_json_str(req, "dns");
+	s = util_json_string(req, "dns");
 	if (s == NULL || !federation_space_dns_name_ok(s)) {
 		federation_err(err, errlen, "field 'dns' must be a DNS name");
 		return -EINVAL;
@@ -578,7 +578,7 @@ federation_space_check_request(const cJSON *req, X509_REQ **ret_csr,
 	r = federation_space_check_details(req, err, errlen);
 	if (r < 0)
 		return r;
-	csr = federation_json_str(req, "csr");
+	csr = util_json_string(req, "csr");
 	if (csr == NULL) {
 		federation_err(err, errlen, "field 'csr' (the PEM certificate request) "
 		    "is missing");
@@ -597,12 +597,12 @@ federation_space_check_request(const cJSON *req, X509_REQ **ret_csr,
 			return -EINVAL;
 		}
 	}
-	r = federation_space_check_pass_key(federation_json_str(pk_obj, "kid"),
-	    federation_json_str(pk_obj, "x"), pk, err, errlen);
+	r = federation_space_check_pass_key(util_json_string(pk_obj, "kid"),
+	    util_json_string(pk_obj, "x"), pk, err, errlen);
 	if (r < 0)
 		return r;
-	r = federation_space_check_csr(csr, federation_json_str(req, "id"),
-	    federation_json_str(req, "dns"), ret_csr, err, errlen);
+	r = federation_space_check_csr(csr, util_json_string(req, "id"),
+	    util_json_string(req, "dns"), ret_csr, err, errlen);
 	if (r < 0)
 		return r;
 	if (ret_pass_pk != NULL)
@@ -671,14 +671,14 @@ federation_space_pass_key_owner(const struct federation *f, const char *kid,
 
 	cJSON_ArrayForEach(space, federation_spaces(f)) {
 		cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(space, "pass_keys")) {
-			const char *kk = federation_json_str(k, "kid");
+			const char *kk = util_json_string(k, "kid");
 			uint8_t other[32];
 
 			if (kk != NULL && kid != NULL && strcmp(kk, kid) == 0)
-				return federation_json_str(space, "id");
+				return util_json_string(space, "id");
 			if (pk != NULL && federation_entry_pk(k, other) == 0 &&
 			    memcmp(other, pk, 32) == 0)
-				return federation_json_str(space, "id");
+				return util_json_string(space, "id");
 		}
 	}
 	return NULL;
@@ -692,7 +692,7 @@ federation_space_pin_owner(const struct federation *f, const uint8_t pin[32],
 	const cJSON *space, *c;
 
 	cJSON_ArrayForEach(space, federation_spaces(f)) {
-		const char *id = federation_json_str(space, "id");
+		const char *id = util_json_string(space, "id");
 		cJSON *certs;
 		bool found = false;
 
@@ -731,15 +731,15 @@ federation_space_entry(const cJSON *req, const char *cert_rel, int64_t now)
 
 	federation_now_text(now, now_s);
 	if (e == NULL ||
-	    cJSON_AddStringToObject(e, "id", federation_json_str(req, "id")) == NULL ||
+	    cJSON_AddStringToObject(e, "id", util_json_string(req, "id")) == NULL ||
 	    cJSON_AddStringToObject(e, "name",
-	    federation_json_str(req, "name")) == NULL ||
-	    cJSON_AddStringToObject(e, "url", federation_json_str(req, "url")) == NULL ||
+	    util_json_string(req, "name")) == NULL ||
+	    cJSON_AddStringToObject(e, "url", util_json_string(req, "url")) == NULL ||
 	    cJSON_AddStringToObject(e, "cert", cert_rel) == NULL ||
 	    (keys = cJSON_AddArrayToObject(e, "pass_keys")) == NULL ||
 	    (k = cJSON_CreateObject()) == NULL || !cJSON_AddItemToArray(keys, k) ||
-	    cJSON_AddStringToObject(k, "kid", federation_json_str(pk, "kid")) == NULL ||
-	    cJSON_AddStringToObject(k, "x", federation_json_str(pk, "x")) == NULL ||
+	    cJSON_AddStringToObject(k, "kid", util_json_string(pk, "kid")) == NULL ||
+	    cJSON_AddStringToObject(k, "x", util_json_string(pk, "x")) == NULL ||
 	    cJSON_AddStringToObject(k, "added_at", now_s) == NULL)
 		goto fail;
 	/* Only what the space gave: an empty city is no city on the map. */
@@ -754,7 +754,7 @@ federation_space_entry(const cJSON *req, const char *cert_rel, int64_t now)
 			goto fail;
 	}
 	/* The coordinator's own records; directory_sign_description ignores them. */
-	if (cJSON_AddStringToObject(e, "dns", federation_json_str(req, "dns")) == NULL ||
+	if (cJSON_AddStringToObject(e, "dns", util_json_string(req, "dns")) == NULL ||
 	    !cJSON_AddItemToObject(e, "ips", cJSON_IsArray(ips) ?
 	    cJSON_Duplicate(ips, 1) : cJSON_CreateArray()) ||
 	    cJSON_AddStringToObject(e, "admitted_at", now_s) == NULL)
@@ -801,19 +801,19 @@ federation_cmd_admit(int argc, char **argv)
 		cli_fail("%s refused: %s", argv[i], why);
 		goto out;
 	}
-	id = federation_json_str(req, "id");
-	url = federation_json_str(req, "url");
+	id = util_json_string(req, "id");
+	url = util_json_string(req, "url");
 	if (federation_find_space(&f, id, NULL) != NULL) {
 		cli_fail("%s refused: space '%s' is already in the federation (ids are "
 		    "unique; a new space needs another id)", argv[i], id);
 		goto out;
 	}
 	cJSON_ArrayForEach(space, federation_spaces(&f)) {
-		const char *other = federation_json_str(space, "url");
+		const char *other = util_json_string(space, "url");
 
 		if (other != NULL && strcmp(other, url) == 0) {
 			cli_fail("%s refused: space '%s' already uses %s", argv[i],
-			    federation_json_str(space, "id"), url);
+			    util_json_string(space, "id"), url);
 			goto out;
 		}
 	}
@@ -821,7 +821,7 @@ federation_cmd_admit(int argc, char **argv)
 		const cJSON *pk = cJSON_GetObjectItemCaseSensitive(req, "pass_key");
 
 		owner = federation_space_pass_key_owner(&f,
-		    federation_json_str(pk, "kid"), pass_pk);
+		    util_json_string(pk, "kid"), pass_pk);
 		if (owner != NULL) {
 			cli_fail("%s refused: space '%s' already has a pass key with this kid "
 			    "or this value (kids are unique in the federation)", argv[i],
@@ -856,7 +856,7 @@ federation_cmd_admit(int argc, char **argv)
 	snprintf(cert_rel, sizeof(cert_rel), "spaces/%s.crt", id);
 	cert_path = federation_path(&f, cert_rel);
 	if (federation_pki_issue(&f, csr_path, cert_rel, id,
-	    federation_json_str(req, "dns"),
+	    util_json_string(req, "dns"),
 	    cJSON_GetObjectItemCaseSensitive(req, "ips"), err, sizeof(err)) < 0) {
 		cli_fail("%s", err);
 		goto out;
@@ -936,7 +936,7 @@ federation_cmd_admit(int argc, char **argv)
 		    "  directory    serial %lld, %d space%s\n"
 		    "  bundle       %s\n"
 		    "send the bundle to the space; it runs: passerelle join BUNDLE\n",
-		    id, federation_json_str(req, "name"), cert_path, serial_hex,
+		    id, util_json_string(req, "name"), cert_path, serial_hex,
 		    (long long)serial, cJSON_GetArraySize(federation_spaces(&f)),
 		    cJSON_GetArraySize(federation_spaces(&f)) == 1 ? "" : "s", bundle);
 	}
@@ -1094,9 +1094,9 @@ federation_cmd_add_key(int argc, char **argv)
 			goto out;
 		}
 	}
-	id = federation_json_str(req, "space");
-	kid = federation_json_str(req, "kid");
-	x = federation_json_str(req, "x");
+	id = util_json_string(req, "space");
+	kid = util_json_string(req, "kid");
+	x = util_json_string(req, "x");
 	if (federation_json_int(req, "v", &v) < 0 || v != 1) {
 		cli_fail("%s refused: field 'v' must be 1", argv[i]);
 		goto out;
@@ -1144,7 +1144,7 @@ federation_cmd_add_key(int argc, char **argv)
 		    cJSON_CreateString(retire_s)) < 0)
 			goto nomem;
 		cJSON_AddItemToArray(retired,
-		    cJSON_CreateString(federation_json_str(k, "kid")));
+		    cJSON_CreateString(util_json_string(k, "kid")));
 	}
 	k = cJSON_CreateObject();
 	if (k == NULL || !cJSON_AddItemToArray(keys, k) ||
@@ -1229,7 +1229,7 @@ federation_cmd_renew(int argc, char **argv)
 		cli_fail("no space '%s' in the federation", id);
 		goto out;
 	}
-	dns = federation_json_str(space, "dns");
+	dns = util_json_string(space, "dns");
 	if (dns == NULL) {
 		cli_fail("space '%s' has no recorded DNS name in federation.json (was it "
 		    "admitted with 'federation admit'?)", id);
@@ -1303,8 +1303,8 @@ federation_cmd_renew(int argc, char **argv)
 		bool listed = false;
 
 		cJSON_ArrayForEach(e, retiring)
-			listed = listed || (federation_json_str(e, "cert") != NULL &&
-			    strcmp(federation_json_str(e, "cert"), c->valuestring) == 0);
+			listed = listed || (util_json_string(e, "cert") != NULL &&
+			    strcmp(util_json_string(e, "cert"), c->valuestring) == 0);
 		if (listed)
 			continue;
 		ne = cJSON_CreateObject();

@@ -31,7 +31,6 @@ struct federation {
 void federation_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* A string member, or NULL. */
-const char *federation_json_str(const cJSON *obj, const char *name);
 /* An integral number member: 0, or -EINVAL. */
 int federation_json_int(const cJSON *obj, const char *name, int64_t *ret);
 /* Replaces (or adds) a member; item is owned by obj afterwards. */

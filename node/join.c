@@ -68,13 +68,6 @@ join_dirname(const char *path)
 	return strndup(path, (size_t)(slash - path));
 }
 
-static const char *
-json_str(const cJSON *obj, const char *name)
-{
-	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
-
-	return cJSON_IsString(item) ? item->valuestring : NULL;
-}
 
 /* Writes a cJSON document as indented text with a final newline. */
 static int
@@ -646,18 +639,18 @@ join_bundle_read(const char *path, struct join_bundle *b, char *err, size_t errl
 		goto out;
 	}
 	for (size_t k = 0; k < UTIL_ARRAY_SIZE(required); k++) {
-		if (json_str(b->doc, required[k]) == NULL) {
+		if (util_json_string(b->doc, required[k]) == NULL) {
 			snprintf(err, errlen, "%s: field '%s' is missing", path, required[k]);
 			goto out;
 		}
 	}
-	if (json_str(b->doc, "kind") != NULL && strcmp(json_str(b->doc, "kind"), "join") !=
-	    0 && strcmp(json_str(b->doc, "kind"), "renewal") != 0) {
+	if (util_json_string(b->doc, "kind") != NULL && strcmp(util_json_string(b->doc, "kind"), "join") !=
+	    0 && strcmp(util_json_string(b->doc, "kind"), "renewal") != 0) {
 		snprintf(err, errlen, "%s: kind must be join or renewal", path);
 		goto out;
 	}
-	b->space = json_str(b->doc, "space");
-	b->token = json_str(b->doc, "directory");
+	b->space = util_json_string(b->doc, "space");
+	b->token = util_json_string(b->doc, "directory");
 	r = 0;
 out:
 	free(text);
@@ -822,8 +815,8 @@ join_bundle_check(const struct config *cfg, const char *key_path, struct join_bu
 		    "'%s' (%s)", b->space, cfg->space_id, cfg->path);
 		return -EINVAL;
 	}
-	b->cert = join_pem_cert(json_str(b->doc, "certificate"));
-	b->ca = join_pem_cert(json_str(b->doc, "ca"));
+	b->cert = join_pem_cert(util_json_string(b->doc, "certificate"));
+	b->ca = join_pem_cert(util_json_string(b->doc, "ca"));
 	if (b->cert == NULL || b->ca == NULL) {
 		snprintf(err, errlen, "the bundle's %s is not a PEM certificate",
 		    b->cert == NULL ? "certificate" : "CA");
@@ -840,7 +833,7 @@ join_bundle_check(const struct config *cfg, const char *key_path, struct join_bu
 		snprintf(err, errlen, "the bundle's CA certificate is not a CA");
 		return -EINVAL;
 	}
-	pem = json_str(b->doc, "crl");
+	pem = util_json_string(b->doc, "crl");
 	if (pem != NULL && (b->crl = join_pem_crl(pem)) == NULL) {
 		snprintf(err, errlen, "the bundle's crl is not a PEM CRL");
 		return -EINVAL;
@@ -875,13 +868,13 @@ join_bundle_check(const struct config *cfg, const char *key_path, struct join_bu
 	ERR_clear_error();
 	if (r < 0) {
 		snprintf(err, errlen, "the bundle's certificate is not for this node's key "
-		    "%s%s", key_path, json_str(b->doc, "kind") != NULL &&
-		    strcmp(json_str(b->doc, "kind"), "renewal") == 0 ?
+		    "%s%s", key_path, util_json_string(b->doc, "kind") != NULL &&
+		    strcmp(util_json_string(b->doc, "kind"), "renewal") == 0 ?
 		    " (for a renewal with a new key, give it with --key)" : "");
 		return r;
 	}
 
-	if (join_pem_ed25519(json_str(b->doc, "coordinator_key"), b->coordinator_pk) < 0) {
+	if (join_pem_ed25519(util_json_string(b->doc, "coordinator_key"), b->coordinator_pk) < 0) {
 		snprintf(err, errlen, "the bundle's coordinator_key is not an Ed25519 public "
 		    "key in PEM");
 		return -EINVAL;
@@ -893,10 +886,10 @@ join_bundle_check(const struct config *cfg, const char *key_path, struct join_bu
 		    why != NULL ? why : strerror(-r));
 		return r;
 	}
-	if (json_str(b->doc, "federation") != NULL &&
-	    strcmp(json_str(b->doc, "federation"), directory_federation(b->dir)) != 0) {
+	if (util_json_string(b->doc, "federation") != NULL &&
+	    strcmp(util_json_string(b->doc, "federation"), directory_federation(b->dir)) != 0) {
 		snprintf(err, errlen, "the bundle names federation '%s' but its directory "
-		    "is federation '%s'", json_str(b->doc, "federation"),
+		    "is federation '%s'", util_json_string(b->doc, "federation"),
 		    directory_federation(b->dir));
 		return -EINVAL;
 	}
@@ -1060,8 +1053,8 @@ join_cmd_join(int argc, char **argv)
 		    "  directory        %s (serial %lld, %zu space%s)\n"
 		    "check with 'passerelle -c %s config check', then start or restart the "
 		    "node ('passerelle -c %s serve')\n", cfg->space_id,
-		    key_opt != NULL || (json_str(b.doc, "kind") != NULL &&
-		    strcmp(json_str(b.doc, "kind"), "renewal") == 0) ?
+		    key_opt != NULL || (util_json_string(b.doc, "kind") != NULL &&
+		    strcmp(util_json_string(b.doc, "kind"), "renewal") == 0) ?
 		    "renewed its certificate in" : "joined", directory_federation(b.dir),
 		    cfg->fed_cert, not_after, cfg->fed_ca, cfg->directory_key,
 		    cfg->directory_file, (long long)directory_serial(b.dir),

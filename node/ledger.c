@@ -45,18 +45,11 @@ ledger_marker_valid(const char *s)
 	    strcmp(s + 37, "home") == 0);
 }
 
-static const char *
-ledger_json_string(const cJSON *o, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
 
 static bool
 ledger_json_is(const cJSON *o, const char *name, const char *value)
 {
-	const char *s = ledger_json_string(o, name);
+	const char *s = util_json_string(o, name);
 
 	return s != NULL && strcmp(s, value) == 0;
 }
@@ -148,7 +141,7 @@ ledger_record_json(PGresult *res, int i, size_t *ret_size)
 	} else {
 		/* At home the receipt is inside the stored response. */
 		resp = PQgetisnull(res, i, 9) ? NULL : cJSON_Parse(PQgetvalue(res, i, 9));
-		receipt = ledger_json_string(resp, "receipt");
+		receipt = util_json_string(resp, "receipt");
 		if (receipt != NULL && strlen(receipt) > LEDGER_MAX_TOKEN)
 			receipt = NULL;
 	}
@@ -373,8 +366,8 @@ ledger_fetch(struct node *node, struct peer_client *pc, const char *peer,
 		}
 		count = cJSON_GetArraySize(records);
 		while ((rec = cJSON_DetachItemFromArray((cJSON *)records, 0)) != NULL) {
-			const char *id = ledger_json_string(rec, "visit_id");
-			const char *role = ledger_json_string(rec, "role");
+			const char *id = util_json_string(rec, "visit_id");
+			const char *role = util_json_string(rec, "role");
 			char key[48];
 
 			if (id == NULL || role == NULL || strlen(id) != 36 ||

@@ -65,18 +65,11 @@ reconcile_format_cents(int64_t cents, char out[32])
 	    (unsigned long long)(a / 100), (unsigned long long)(a % 100));
 }
 
-static const char *
-reconcile_json_string(const cJSON *o, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
 
 static bool
 reconcile_json_is(const cJSON *o, const char *name, const char *value)
 {
-	const char *s = reconcile_json_string(o, name);
+	const char *s = util_json_string(o, name);
 
 	return s != NULL && value != NULL && strcmp(s, value) == 0;
 }
@@ -155,21 +148,21 @@ reconcile_rec_parse(const cJSON *o, bool ours, struct reconcile_rec *ret)
 {
 	static const char *const states[] = { "pending", "open", "closed",
 		"provisional", "disputed" };
-	const char *role = reconcile_json_string(o, "role");
+	const char *role = util_json_string(o, "role");
 	const cJSON *v;
 	int64_t t;
 	bool state_ok = false;
 
 	memset(ret, 0, sizeof(*ret));
-	ret->visit_id = reconcile_json_string(o, "visit_id");
-	ret->sub = reconcile_json_string(o, "sub");
-	ret->in = reconcile_json_string(o, "checked_in_at");
-	ret->out = reconcile_json_string(o, "checked_out_at");
-	ret->currency = reconcile_json_string(o, "currency");
-	ret->state = reconcile_json_string(o, "state");
-	ret->receipt = reconcile_json_string(o, "receipt");
-	ret->completion = reconcile_json_string(o, "completion");
-	ret->note = reconcile_json_string(o, "dispute_note");
+	ret->visit_id = util_json_string(o, "visit_id");
+	ret->sub = util_json_string(o, "sub");
+	ret->in = util_json_string(o, "checked_in_at");
+	ret->out = util_json_string(o, "checked_out_at");
+	ret->currency = util_json_string(o, "currency");
+	ret->state = util_json_string(o, "state");
+	ret->receipt = util_json_string(o, "receipt");
+	ret->completion = util_json_string(o, "completion");
+	ret->note = util_json_string(o, "dispute_note");
 	if (!visit_id_valid(ret->visit_id) || role == NULL ||
 	    (strcmp(role, "host") != 0 && strcmp(role, "home") != 0) ||
 	    !reconcile_sub_valid(ret->sub) || ret->in == NULL ||
@@ -277,9 +270,9 @@ reconcile_evidence_rate(const cJSON *p, int *ret_rate, char currency[4])
 	int rate;
 
 	if (reconcile_json_int(p, "rate_cents", 0, 10000000, &rate) == 0 &&
-	    reconcile_json_string(p, "currency") != NULL) {
+	    util_json_string(p, "currency") != NULL) {
 		*ret_rate = rate;
-		util_strlcpy(currency, reconcile_json_string(p, "currency"), 4);
+		util_strlcpy(currency, util_json_string(p, "currency"), 4);
 	}
 }
 
@@ -894,7 +887,7 @@ reconcile_num(const cJSON *o, const char *name)
 static const char *
 reconcile_str(const cJSON *o, const char *name)
 {
-	const char *s = reconcile_json_string(o, name);
+	const char *s = util_json_string(o, name);
 
 	return s != NULL ? s : "";
 }
@@ -950,7 +943,7 @@ reconcile_print_table(FILE *f, const cJSON *st, bool all)
 		fprintf(f, "reconciled %s; status set %s by %s; digest %.16s\n",
 		    reconcile_str(s, "reconciled_at"), reconcile_str(s, "status_at"),
 		    reconcile_str(s, "status_by"), reconcile_str(s, "digest"));
-		if (reconcile_json_string(s, "note") != NULL)
+		if (util_json_string(s, "note") != NULL)
 			fprintf(f, "note: %s\n", reconcile_str(s, "note"));
 		reconcile_format_cents(reconcile_num(t, "receivable_cents"), a);
 		reconcile_format_cents(reconcile_num(t, "payable_cents"), b);
@@ -1012,9 +1005,9 @@ reconcile_print_table(FILE *f, const cJSON *st, bool all)
 			    reconcile_str(l, "result"), flags);
 			if (reconcile_str(l, "detail")[0] != '\0')
 				fprintf(f, "%38s%s\n", "", reconcile_str(l, "detail"));
-			if (reconcile_json_string(l, "note_here") != NULL)
+			if (util_json_string(l, "note_here") != NULL)
 				fprintf(f, "%38sour note: %s\n", "", reconcile_str(l, "note_here"));
-			if (reconcile_json_string(l, "note_there") != NULL)
+			if (util_json_string(l, "note_there") != NULL)
 				fprintf(f, "%38s%s's note: %s\n", "", peer,
 				    reconcile_str(l, "note_there"));
 		}

@@ -226,13 +226,6 @@ settle_cents(const cJSON *o, const char *name, int64_t *ret)
 	return true;
 }
 
-static const char *
-settle_string(const cJSON *o, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
 
 /* Our own balances, signed as a peer would get them. */
 static int
@@ -287,9 +280,9 @@ settle_view_parse(const cJSON *s, const char *space, struct settle_view *v)
 {
 	memset(v, 0, sizeof(*v));
 	v->space = space;
-	v->peer = settle_string(s, "peer");
-	v->currency = settle_string(s, "currency");
-	v->status = settle_string(s, "status");
+	v->peer = util_json_string(s, "peer");
+	v->currency = util_json_string(s, "currency");
+	v->status = util_json_string(s, "status");
 	return v->peer != NULL && v->currency != NULL && strlen(v->currency) == 3 &&
 	    v->status != NULL && settle_cents(s, "receivable_cents", &v->receivable) &&
 	    settle_cents(s, "payable_cents", &v->payable) && strcmp(v->peer, space) != 0;
@@ -304,8 +297,8 @@ settle_views(const struct settle_source *src, const char *month,
     struct settle_view **views, size_t *n, size_t *cap)
 {
 	const cJSON *a = cJSON_GetObjectItemCaseSensitive(src->payload, "statements"), *s;
-	const char *space = settle_string(src->payload, "space");
-	const char *m = settle_string(src->payload, "month");
+	const char *space = util_json_string(src->payload, "space");
+	const char *m = util_json_string(src->payload, "month");
 	struct settle_view v;
 	size_t count;
 
@@ -666,12 +659,12 @@ settle_print(const cJSON *out, size_t nspaces)
 	int held = 0;
 
 	printf("Settlement for %s (UTC check-in times), from the agreed statements"
-	    " of %zu spaces (directory serial %lld)\n", settle_string(out, "month"),
+	    " of %zu spaces (directory serial %lld)\n", util_json_string(out, "month"),
 	    nspaces, (long long)cJSON_GetObjectItem(out, "directory_serial")->valuedouble);
 	if (cJSON_GetArraySize(cJSON_GetObjectItem(out, "currencies")) == 0)
 		printf("\nNo agreed balances: nothing to transfer.\n");
 	cJSON_ArrayForEach(co, cJSON_GetObjectItem(out, "currencies")) {
-		const char *cur = settle_string(co, "currency");
+		const char *cur = util_json_string(co, "currency");
 
 		printf("\n%s\n  net positions (+ is owed, - owes)\n", cur);
 		cJSON_ArrayForEach(o, cJSON_GetObjectItem(co, "positions")) {
@@ -680,7 +673,7 @@ settle_print(const cJSON *out, size_t nspaces)
 
 			x[0] = '+';
 			reconcile_format_cents(v, v > 0 ? x + 1 : x);
-			printf("    %-20s %15s\n", settle_string(o, "space"), x);
+			printf("    %-20s %15s\n", util_json_string(o, "space"), x);
 		}
 		printf("  transfers (%d)\n", cJSON_GetArraySize(cJSON_GetObjectItem(co,
 		    "transfers")));
@@ -689,23 +682,23 @@ settle_print(const cJSON *out, size_t nspaces)
 
 			reconcile_format_cents((int64_t)cJSON_GetObjectItem(o,
 			    "amount_cents")->valuedouble, x);
-			printf("    %-20s pays %-20s %14s %s\n", settle_string(o, "from"),
-			    settle_string(o, "to"), x, cur);
+			printf("    %-20s pays %-20s %14s %s\n", util_json_string(o, "from"),
+			    util_json_string(o, "to"), x, cur);
 		}
 	}
 	cJSON_ArrayForEach(o, cJSON_GetObjectItem(out, "pairs"))
-		if (strcmp(settle_string(o, "status"), "held") == 0) {
+		if (strcmp(util_json_string(o, "status"), "held") == 0) {
 			if (held++ == 0)
 				printf("\nheld back (not in the transfers)\n");
-			printf("  %s and %s, %s: %s\n", settle_string(o, "a"),
-			    settle_string(o, "b"), settle_string(o, "currency"),
-			    settle_string(o, "reason"));
+			printf("  %s and %s, %s: %s\n", util_json_string(o, "a"),
+			    util_json_string(o, "b"), util_json_string(o, "currency"),
+			    util_json_string(o, "reason"));
 		}
 	if (cJSON_GetArraySize(cJSON_GetObjectItem(out, "unreachable")) > 0)
 		printf("\nspaces without balances\n");
 	cJSON_ArrayForEach(o, cJSON_GetObjectItem(out, "unreachable"))
-		printf("  %s: %s\n", settle_string(o, "space"), settle_string(o, "reason"));
-	printf("\ndigest %s\n", settle_string(out, "digest"));
+		printf("  %s: %s\n", util_json_string(o, "space"), util_json_string(o, "reason"));
+	printf("\ndigest %s\n", util_json_string(out, "digest"));
 }
 
 int

@@ -285,6 +285,14 @@ util_parse_duration(const char *s, int64_t *ret_seconds)
 	return 0;
 }
 
+const char *
+util_json_string(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
 char *
 util_aprintf(const char *fmt, ...)
 {

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <cjson/cJSON.h>
+
 #define UTIL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Copies at most size - 1 bytes and always terminates; returns strlen(src). */
@@ -57,6 +59,9 @@ void util_hex(const uint8_t *in, size_t len, char *out);
 
 /* Parses a duration like "90s", "15m", "5h", "30d" (bare number: seconds). */
 int util_parse_duration(const char *s, int64_t *ret_seconds);
+
+/* The string member name of a JSON object, or NULL (absent, not a string). */
+const char *util_json_string(const cJSON *o, const char *name);
 
 /* malloc'ed printf; NULL only on allocation failure. */
 char *util_aprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

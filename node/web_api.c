@@ -93,11 +93,6 @@ web_api_member_reply(struct web_ctx *c, int r, cJSON *m, const char *err)
 		http_reply_error(c->job, 503, "unavailable", "%s", err);
 }
 
-static const char *
-web_api_string(const cJSON *o, const char *name)
-{
-	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, name));
-}
 
 /* A member's passes, newest first, with what the web page kept of them. */
 static void
@@ -157,7 +152,7 @@ web_api_member_plan(struct web_ctx *c, const char *ref)
 
 	if ((req = http_job_json(c->job)) == NULL)
 		return;
-	plan = web_api_string(req, "plan");
+	plan = util_json_string(req, "plan");
 	cap = cJSON_GetObjectItemCaseSensitive(req, "roam_cap");
 	if (cJSON_IsNumber(cap))
 		roam_cap = cap->valueint;
@@ -168,8 +163,8 @@ web_api_member_plan(struct web_ctx *c, const char *ref)
 		    " \"monthly\", \"valid_from\", \"valid_until\", \"roam_cap\": 0..1000 | null}");
 		return;
 	}
-	r = member_set_plan(c->conn, ref, plan, web_api_string(req, "valid_from"),
-	    web_api_string(req, "valid_until"), roam_cap, c->actor, &m, err, sizeof(err));
+	r = member_set_plan(c->conn, ref, plan, util_json_string(req, "valid_from"),
+	    util_json_string(req, "valid_until"), roam_cap, c->actor, &m, err, sizeof(err));
 	cJSON_Delete(req);
 	web_api_member_reply(c, r, m, err);
 }
@@ -184,7 +179,7 @@ web_api_member_status(struct web_ctx *c, const char *ref)
 
 	if ((req = http_job_json(c->job)) == NULL)
 		return;
-	status = web_api_string(req, "status");
+	status = util_json_string(req, "status");
 	if (status == NULL || (strcmp(status, "active") != 0 &&
 	    strcmp(status, "suspended") != 0)) {
 		cJSON_Delete(req);
@@ -559,7 +554,7 @@ web_api_terms_set(struct web_ctx *c, const char *peer)
 		web_api_db_error(c);
 		return;
 	}
-	currency = web_api_string(req, "currency");
+	currency = util_json_string(req, "currency");
 	if (web_api_bool(req, "accept", &t.host_accept) < 0 ||
 	    web_api_int(req, "rate_cents", 0, 10000000, false, &t.rate_cents) < 0 ||
 	    web_api_int(req, "monthly_cap", 0, 1000, true, &t.host_monthly_cap) < 0 ||
