@@ -1480,3 +1480,26 @@ reconcile_cmd_dispute(int argc, char **argv)
 		cli_die_usage("a dispute needs --note saying why");
 	return reconcile_set_status(&a, "disputed");
 }
+
+int
+reconcile_statement_csv(struct node *node, PGconn *conn, const char *peer,
+    const char *month, char **ret_csv)
+{
+	cJSON *st = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (reconcile_load(node, conn, peer, month, &st) < 0 || st == NULL)
+		return -ENOENT;
+	f = open_memstream(&text, &len);
+	if (f == NULL) {
+		cJSON_Delete(st);
+		return -ENOMEM;
+	}
+	reconcile_print_csv(f, st);
+	fclose(f);
+	cJSON_Delete(st);
+	*ret_csv = text;
+	return 0;
+}

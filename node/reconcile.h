@@ -35,6 +35,13 @@ void reconcile_format_cents(int64_t cents, char out[32]);
 void reconcile_fed_handle(struct http_job *job, struct worker *w);
 
 /* The commands (main.c lists them). */
+/*
+ * The stored statement with peer for month, as the CSV `reconcile --csv`
+ * writes (for the manager's page); -ENOENT when there is none.
+ */
+int reconcile_statement_csv(struct node *node, PGconn *conn, const char *peer,
+    const char *month, char **ret_csv);
+
 int reconcile_cmd_run(int argc, char **argv);
 int reconcile_cmd_show(int argc, char **argv);
 int reconcile_cmd_list(int argc, char **argv);

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "member.h"
 #include "qr.h"
+#include "reconcile.h"
 #include "terms.h"
 #include "util.h"
 #include "web.h"
@@ -879,6 +880,39 @@ web_api_reconciled(struct web_ctx *c, const char *month, cJSON *o)
  * (our members there: we owe the peer), admitted visits only, at the rates
  * frozen on them.
  */
+/*
+ * GET /api/v1/statements/PEER.csv?month=YYYY-MM: the reconciled statement
+ * with PEER, line by line, as `passerelle reconcile --csv` writes it.
+ */
+static void
+web_api_reconciled_csv(struct web_ctx *c, const char *rest)
+{
+	char month[8], peer[64], filename[160];
+	const char *dot = strstr(rest, ".csv");
+	char *csv = NULL;
+	size_t n = dot != NULL ? (size_t)(dot - rest) : 0;
+
+	if (dot == NULL || strcmp(dot, ".csv") != 0 || n == 0 || n >= sizeof(peer)) {
+		http_reply_error(c->job, 404, "not_found", "use /api/v1/statements/PEER.csv");
+		return;
+	}
+	memcpy(peer, rest, n);
+	peer[n] = '\0';
+	if (web_api_month(c, month) < 0)
+		return;
+	if (reconcile_statement_csv(c->w->node, c->conn, peer, month, &csv) < 0) {
+		http_reply_error(c->job, 404, "no_statement", "no statement with %s for %s:"
+		    " run `passerelle reconcile --peer %s --month %s`", peer, month, peer,
+		    month);
+		return;
+	}
+	snprintf(filename, sizeof(filename), "attachment; filename=\"passerelle-%s-%s-%s"
+	    "-reconciled.csv\"", node_space_id(c->w->node), peer, month);
+	http_reply_header(c->job, "Content-Disposition", filename);
+	http_reply_text(c->job, 200, "text/csv; charset=utf-8", csv);
+	free(csv);
+}
+
 static void
 web_api_statement(struct web_ctx *c, bool csv)
 {
@@ -1029,6 +1063,9 @@ web_api_handle(struct web_ctx *c, const char *rest)
 	    strcmp(rest, "visit-history.csv") == 0) && m == HTTP_GET) {
 		if (web_api_require(c, STAFF_MANAGER))
 			web_api_history(c, rest[13] == '.');
+	} else if (strncmp(rest, "statements/", 11) == 0 && m == HTTP_GET) {
+		if (web_api_require(c, STAFF_MANAGER))
+			web_api_reconciled_csv(c, rest + 11);
 	} else if ((strcmp(rest, "statement") == 0 || strcmp(rest, "statement.csv") == 0) &&
 	    m == HTTP_GET) {
 		if (web_api_require(c, STAFF_MANAGER))

@@ -44,7 +44,10 @@
 			el('td', { class: 'num' }, money(s.payable_cents, s.currency)),
 			el('td', {}, net(s.net_cents, s.currency)),
 			el('td', { class: 'num' }, s.held_lines ? t('statement.held_lines',
-				{ n: s.held_lines, amount: money(s.held_cents, s.currency) }) : '–'))));
+				{ n: s.held_lines, amount: money(s.held_cents, s.currency) }) : '–'),
+			el('td', {}, el('a', { href: '/api/v1/statements/' +
+				encodeURIComponent(s.peer) + '.csv' + q, download: '' },
+				t('statement.lines_csv'))))));
 		$('reconciled-none').hidden = rec.length > 0;
 		const peers = r.data.peers || [];
 		$('statement-rows').replaceChildren(...peers.map((p) => el('tr', { dataset: { peer: p.peer } },

@@ -412,6 +412,14 @@ test('the host manager sees the month\'s visits, the statement with its CSV, and
 		!document.getElementById('reconciled-none').hidden);
 	assert.match(await page.textContent('#reconciled-rows'), /La Cordée Lyon/,
 		`passerelle reconcile exited ${rec.status}: ${rec.stderr}`);
+	/* The reconciled statement downloads line by line, as reconcile --csv. */
+	const linesHref = await page.getAttribute('#reconciled-rows a[download]', 'href');
+	const rcsv = await page.request.get(troquet.url + linesHref);
+	assert.equal(rcsv.status(), 200);
+	assert.match(rcsv.headers()['content-disposition'], /reconciled\.csv"/);
+	const rlines = (await rcsv.text()).trim().split(/\r?\n/);
+	assert.ok(rlines.length >= 4, rlines.join('\n'));
+	assert.match(rlines[0], /visit_id/);
 	await shot(page, 'statement');
 
 	await page.goto(troquet.url + '/manage/spaces');
