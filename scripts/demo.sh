@@ -126,12 +126,12 @@ echo "the map of spaces: $demo/spaces.geojson (GeoJSON)"
 
 say "Both nodes start, each on its own embedded PostgreSQL"
 for s in "${spaces[@]}"; do
-	IFS='|' read -r id _ _ _ lport <<<"$s"
+	IFS='|' read -r id _ _ _ lport _ <<<"$s"
 	"$bin" -c "$demo/$id/passerelle.conf" serve >"$demo/$id/node.log" 2>&1 &
 	pids+=($!)
 done
 for s in "${spaces[@]}"; do
-	IFS='|' read -r id _ _ _ lport <<<"$s"
+	IFS='|' read -r id _ _ _ lport _ <<<"$s"
 	for _ in $(seq 1 300); do
 		curl -fsS "http://127.0.0.1:$lport/healthz" >/dev/null 2>&1 && break
 		if ! kill -0 "${pids[0]}" 2>/dev/null || ! kill -0 "${pids[1]}" 2>/dev/null; then
@@ -141,7 +141,12 @@ for s in "${spaces[@]}"; do
 		fi
 		sleep 0.1
 	done
-	echo "$id: $(curl -fsS "http://127.0.0.1:$lport/healthz")"
+	health=$(curl -fsS "http://127.0.0.1:$lport/healthz") || {
+		echo "demo: $id does not answer on http://127.0.0.1:$lport; its log:" >&2
+		tail -n 20 "$demo/$id/node.log" >&2
+		exit 1
+	}
+	echo "$id: $health"
 done
 
 cordee="$bin -c $demo/cordee/passerelle.conf"
@@ -156,6 +161,11 @@ echo "${#token} bytes"
 
 say "Le Troquet's front desk scans it (POST /api/v1/checkin on the local face)"
 desk=$($troquet staff add "Accueil Troquet" --role concierge)
+# The same accounts sign in to the web page (a demo password, not for real use).
+printf 'passerelle-demo\n' >"$demo/demo-password"
+$troquet staff passwd "Accueil Troquet" --password-file "$demo/demo-password" >/dev/null
+$cordee staff add "Gérante Cordée" --role manager >/dev/null
+$cordee staff passwd "Gérante Cordée" --password-file "$demo/demo-password" >/dev/null
 answer=$(curl -fsS -H "Authorization: Bearer $desk" -H 'Content-Type: application/json' \
 	-d "{\"pass\": \"$token\"}" "http://127.0.0.1:$((base - 360))/api/v1/checkin")
 echo "$answer" | python3 -c 'import json,sys; a=json.load(sys.stdin)
@@ -188,10 +198,13 @@ if $once; then
 fi
 say "Both nodes keep serving; Ctrl-C stops them"
 for s in "${spaces[@]}"; do
-	IFS='|' read -r id name _ fport lport <<<"$s"
+	IFS='|' read -r id name _ fport lport _ <<<"$s"
 	echo "$name: federation https://127.0.0.1:$fport (mutual TLS)," \
 		"front desk API http://127.0.0.1:$lport, log $demo/$id/node.log"
 done
 echo "front desk token at Le Troquet: $desk"
+echo "web page: Le Troquet's desk at http://127.0.0.1:$((base - 360))/ (sign in as"
+echo "  'Accueil Troquet'), La Cordée's office at http://127.0.0.1:$((base - 359))/"
+echo "  (sign in as 'Gérante Cordée'); password: passerelle-demo"
 echo "try: $troquet visit checkin '$token'"
 wait
