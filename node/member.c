@@ -369,24 +369,40 @@ member_audit(PGconn *conn, const char *actor, const char *action, const char *id
 	    " values ($1, $2, $3, $4)", 4, params);
 }
 
-/* The member's id for ref, locked for the transaction: 0, -ENOENT, -EIO. */
+/*
+ * Begins a transaction holding the lock on the member ref names; *id gets
+ * its id.  On failure the transaction is rolled back and err says why:
+ * -ENOENT (no such member) or -EIO.
+ */
 static int
-member_lock(PGconn *conn, const char *ref, char *id, size_t idlen)
+member_begin_locked(PGconn *conn, const char *ref, char *id, size_t idlen,
+    char *err, size_t errlen)
 {
 	const char *params[1] = { ref };
 	char sql[512];
 	PGresult *res;
 	int r;
 
+	if (db_begin(conn) < 0) {
+		snprintf(err, errlen, "database error");
+		return -EIO;
+	}
 	snprintf(sql, sizeof(sql), "select m.id from members m%s for update",
 	    member_where_ref);
 	res = db_query(conn, sql, 1, params);
-	if (res == NULL)
+	if (res == NULL) {
+		db_rollback(conn);
+		snprintf(err, errlen, "database error");
 		return -EIO;
+	}
 	r = PQntuples(res) == 1 ? 0 : -ENOENT;
 	if (r == 0)
 		util_strlcpy(id, PQgetvalue(res, 0, 0), idlen);
 	PQclear(res);
+	if (r < 0) {
+		db_rollback(conn);
+		snprintf(err, errlen, "no member '%s'", ref);
+	}
 	return r;
 }
 
@@ -406,15 +422,9 @@ member_set_plan(PGconn *conn, const char *ref, const char *plan,
 		snprintf(err, errlen, "a monthly plan needs --until YYYY-MM-DD");
 		return -EINVAL;
 	}
-	if (db_begin(conn) < 0)
-		goto db_error;
-	r = member_lock(conn, ref, id, sizeof(id));
-	if (r < 0) {
-		db_rollback(conn);
-		if (r == -ENOENT)
-			snprintf(err, errlen, "no member '%s'", ref);
-		return r == -ENOENT ? r : -EIO;
-	}
+	r = member_begin_locked(conn, ref, id, sizeof(id), err, errlen);
+	if (r < 0)
+		return r;
 	snprintf(cap, sizeof(cap), "%d", roam_cap);
 	{
 		bool monthly = strcmp(plan, "monthly") == 0;
@@ -452,15 +462,9 @@ member_set_status(PGconn *conn, const char *ref, const char *status,
 	char id[32];
 	int r;
 
-	if (db_begin(conn) < 0)
-		goto db_error;
-	r = member_lock(conn, ref, id, sizeof(id));
-	if (r < 0) {
-		db_rollback(conn);
-		if (r == -ENOENT)
-			snprintf(err, errlen, "no member '%s'", ref);
-		return r == -ENOENT ? r : -EIO;
-	}
+	r = member_begin_locked(conn, ref, id, sizeof(id), err, errlen);
+	if (r < 0)
+		return r;
 	{
 		const char *params[2] = { id, status };
 
