@@ -920,11 +920,6 @@ http_face_new(struct http_face **ret, const struct http_face_options *o,
 	return 0;
 }
 
-int
-http_face_port(const struct http_face *face)
-{
-	return face->port;
-}
 
 void
 http_face_free(struct http_face *face, int grace_ms)

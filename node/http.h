@@ -104,8 +104,6 @@ struct http_face_options {
 /* Binds and starts the loop threads (err gets a reason on failure). */
 int http_face_new(struct http_face **ret, const struct http_face_options *o,
     struct http_pool *pool, char *err, size_t errlen);
-/* The port actually bound (useful with port 0). */
-int http_face_port(const struct http_face *face);
 /*
  * Stops accepting, waits up to grace_ms for requests in flight, then stops
  * the loops and frees the face.

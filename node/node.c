@@ -50,7 +50,6 @@ struct node {
 	char conninfo[1024];
 	bool embedded;
 	bool started_embedded;
-	bool keep_database;
 };
 
 static void
@@ -401,7 +400,7 @@ node_close(struct node *node)
 {
 	if (node == NULL)
 		return;
-	if (node->started_embedded && !node->keep_database) {
+	if (node->started_embedded) {
 		char *pg_dir = util_path_join(node->cfg->data_dir, "pg");
 
 		if (pg_dir != NULL) {
@@ -526,11 +525,6 @@ node_db_connect(struct node *node, PGconn **ret, char *err, size_t errlen)
 	return db_connect(node->conninfo, ret, err, errlen);
 }
 
-void
-node_keep_database(struct node *node, bool keep)
-{
-	node->keep_database = keep;
-}
 
 void
 node_on_directory_change(struct node *node,

@@ -109,7 +109,4 @@ int node_sign(struct node *node, const char *typ, const cJSON *payload,
 /* Connects to the node's database (one connection per thread). */
 int node_db_connect(struct node *node, PGconn **ret, char *err, size_t errlen);
 
-/* Keep the embedded PostgreSQL running after node_close() (serve hands over). */
-void node_keep_database(struct node *node, bool keep);
-
 #endif

@@ -157,34 +157,6 @@ peer_probe_due(const char *space, bool desk)
 	return due;
 }
 
-cJSON *
-peer_health_json(void)
-{
-	cJSON *a = cJSON_CreateArray();
-
-	pthread_mutex_lock(&peer_health_lock);
-	for (size_t i = 0; i < peer_nhealth; i++) {
-		const struct peer_health *h = &peer_healths[i];
-		cJSON *o = cJSON_CreateObject();
-		char t[32];
-
-		cJSON_AddStringToObject(o, "peer", h->space);
-		cJSON_AddBoolToObject(o, "down", h->failures >= PEER_DOWN_AFTER);
-		cJSON_AddNumberToObject(o, "consecutive_failures", h->failures);
-		if (h->last_success != 0) {
-			util_format_time(h->last_success, t);
-			cJSON_AddStringToObject(o, "last_success", t);
-		}
-		if (h->last_failure != 0) {
-			util_format_time(h->last_failure, t);
-			cJSON_AddStringToObject(o, "last_failure", t);
-			cJSON_AddStringToObject(o, "last_error", h->last_error);
-		}
-		cJSON_AddItemToArray(a, o);
-	}
-	pthread_mutex_unlock(&peer_health_lock);
-	return a;
-}
 
 static void
 peer_global_init(void)

@@ -72,8 +72,6 @@ bool peer_mark_alive(const char *space_id);
  * second, since a member is waiting.
  */
 bool peer_probe(struct peer_client *pc, const char *space_id, bool desk);
-/* The health of every peer seen so far, as a JSON array (for outbox list). */
-cJSON *peer_health_json(void);
 
 /* Counters since start, for metrics and benchmarks. */
 void peer_stats(uint64_t *ret_calls, uint64_t *ret_new_connections);
