@@ -60,12 +60,10 @@ fed_caller_ok(struct http_job *job, struct worker *w)
 static bool
 fed_idempotent_replay(struct http_job *job, PGconn *conn, char hash[65])
 {
-	uint8_t h[32];
 	const char *params[3] = { job->peer_space, job->idempotency_key, hash };
 	PGresult *res;
 
-	crypto_hash_sha256(h, (const uint8_t *)job->body, job->body_len);
-	util_hex(h, 32, hash);
+	util_sha256_hex(job->body, job->body_len, hash);
 	res = db_query(conn, "update idempotency_keys set repeats = repeats + 1"
 	    " where caller = $1 and key = $2 returning request_hash, status, response",
 	    2, params);

@@ -40,11 +40,7 @@ staff_role_name(enum staff_role role)
 static void
 staff_hash(const char *token, char out[65])
 {
-	uint8_t h[32];
-	unsigned int n = 0;
-
-	EVP_Digest(token, strlen(token), h, &n, EVP_sha256(), NULL);
-	util_hex(h, 32, out);
+	util_sha256_hex(token, strlen(token), out);
 }
 
 int

@@ -251,6 +251,15 @@ util_hex(const uint8_t *in, size_t len, char *out)
 	out[2 * len] = '\0';
 }
 
+void
+util_sha256_hex(const void *data, size_t len, char out[65])
+{
+	uint8_t h[crypto_hash_sha256_BYTES];
+
+	crypto_hash_sha256(h, data, len);
+	util_hex(h, sizeof(h), out);
+}
+
 int
 util_parse_duration(const char *s, int64_t *ret_seconds)
 {

@@ -57,6 +57,9 @@ void util_random_id(char *out, size_t nbytes);
 /* Lower-case hex of len bytes into out (2*len + 1). */
 void util_hex(const uint8_t *in, size_t len, char *out);
 
+/* SHA-256 of len bytes, as 64 lower-case hex digits. */
+void util_sha256_hex(const void *data, size_t len, char out[65]);
+
 /* Parses a duration like "90s", "15m", "5h", "30d" (bare number: seconds). */
 int util_parse_duration(const char *s, int64_t *ret_seconds);
 

@@ -179,7 +179,6 @@ web_member_link(struct http_job *job, struct worker *w, const char *rest)
 	const char *slash = strchr(rest, '/');
 	size_t n = slash != NULL ? (size_t)(slash - rest) : strlen(rest);
 	char secret[64], hash[65];
-	uint8_t h[crypto_hash_sha256_BYTES];
 	const char *params[1] = { hash };
 	const char *status;
 	PGconn *conn;
@@ -213,8 +212,7 @@ web_member_link(struct http_job *job, struct worker *w, const char *rest)
 			job->path = redacted;
 		}
 	}
-	crypto_hash_sha256(h, (const uint8_t *)secret, n);
-	util_hex(h, sizeof(h), hash);
+	util_sha256_hex(secret, n, hash);
 	sodium_memzero(secret, sizeof(secret));
 	conn = server_worker_db(w);
 	if (conn == NULL) {

@@ -218,13 +218,11 @@ web_api_new_link(PGconn *conn, const char *jti, char *ret_path, size_t pathlen,
     char ret_expires[32])
 {
 	char secret[48], hash[65];
-	uint8_t h[crypto_hash_sha256_BYTES];
 	const char *params[2] = { jti, hash };
 	PGresult *res;
 
 	util_random_token(secret, 32);
-	crypto_hash_sha256(h, (const uint8_t *)secret, strlen(secret));
-	util_hex(h, sizeof(h), hash);
+	util_sha256_hex(secret, strlen(secret), hash);
 	res = db_query(conn, "update web_pass_links l set link_hash = $2,"
 	    "  link_expires_at = p.expires_at, link_revoked_at = null"
 	    " from passes p where l.jti = $1 and p.jti = l.jti and p.revoked_at is null"

@@ -76,10 +76,7 @@ web_session_cookie_get(const char *header, const char *name, char *out, size_t l
 static void
 web_session_hash(const char *value, char out[65])
 {
-	uint8_t h[crypto_hash_sha256_BYTES];
-
-	crypto_hash_sha256(h, (const uint8_t *)value, strlen(value));
-	util_hex(h, sizeof(h), out);
+	util_sha256_hex(value, strlen(value), out);
 }
 
 /* The client's address without its port ("127.0.0.1:5432" -> "127.0.0.1"). */
