@@ -349,8 +349,12 @@ peer_call(struct peer_client *pc, const char *space_id, const char *method,
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &ret->status);
 	if (ret->body == NULL)
 		ret->body = strdup("");
-	/* A 5xx is a node that cannot work now; anything else is an answer. */
-	peer_health_report(space_id, ret->status < 500, "HTTP 5xx");
+	/*
+	 * Any HTTP answer, a 5xx included, comes from a node that is up: it
+	 * answers at once, so there is nothing to stop hammering.  (The caller
+	 * still treats a 5xx as no decision.)
+	 */
+	peer_health_report(space_id, true, NULL);
 	/* The peer holds a newer directory: the refresher fetches it there. */
 	node_directory_hint(pc->node, space_id, ret->directory_serial);
 	r = ret->body != NULL ? 0 : -ENOMEM;
