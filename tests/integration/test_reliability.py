@@ -255,13 +255,20 @@ class Load:
                 continue
             self._note("provisional" if a.get("reason_code") == "provisional"
                        else "admitted")
-            try:
-                t0 = time.monotonic()
-                c = host.checkout(a["visit_id"])
-                waited = time.monotonic() - t0
-                self._note("checkouts" if c.status == 200 else "errors", waited)
-            except OSError:
+            # A check-out that meets a database down (503) is tried again,
+            # as the desk would: the member did leave.
+            for _ in range(50):
+                try:
+                    t0 = time.monotonic()
+                    c = host.checkout(a["visit_id"])
+                    waited = time.monotonic() - t0
+                except OSError:
+                    c = None
+                if c is not None and c.status == 200:
+                    self._note("checkouts", waited)
+                    break
                 self._note("errors")
+                time.sleep(0.2)
 
     def run(self, until, limit_s):
         threads = [threading.Thread(target=self._run, args=w, daemon=True)
