@@ -408,6 +408,13 @@ struct db_stmt {
 	char name[16];
 };
 
+/*
+ * A transaction's BEGIN is not sent on its own: db_begin() notes it, and it
+ * goes to the server in one round trip with the transaction's first
+ * statement (a pipeline).  A transaction without statements costs nothing.
+ */
+static _Thread_local PGconn *db_begin_pending;
+
 static _Thread_local struct db_stmt db_stmts[DB_STMT_CACHE];
 static _Thread_local unsigned int db_stmt_serial;
 
@@ -480,12 +487,119 @@ db_forget(PGconn *conn)
 	 * The table is open-addressed: dropping entries would break probe
 	 * chains, so a whole thread's table is cleared at once.
 	 */
-	(void)conn;
+	if (db_begin_pending == conn)
+		db_begin_pending = NULL;
 	for (size_t i = 0; i < DB_STMT_CACHE; i++) {
 		free(db_stmts[i].sql);
 		db_stmts[i].sql = NULL;
 		db_stmts[i].conn = NULL;
 	}
+}
+
+
+/* Sends BEGIN now if one is waiting for another connection of this thread. */
+static int
+db_flush_begin(PGconn *conn)
+{
+	PGconn *pending = db_begin_pending;
+	PGresult *res;
+	bool ok;
+
+	if (pending == NULL || pending == conn)
+		return 0;
+	db_begin_pending = NULL;
+	res = PQexec(pending, "BEGIN");
+	ok = db_result_ok(res);
+	PQclear(res);
+	return ok ? 0 : -EIO;
+}
+
+/* Reads one statement's results in a pipeline: the last one, or NULL. */
+static PGresult *
+db_pipeline_result(PGconn *conn)
+{
+	PGresult *res, *last = NULL;
+
+	while ((res = PQgetResult(conn)) != NULL) {
+		if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+			/* Nothing more comes for this statement (a broken link). */
+			PQclear(res);
+			break;
+		}
+		PQclear(last);
+		last = res;
+	}
+	return last;
+}
+
+int
+db_pipeline(PGconn *conn, const struct db_call *calls, int n, PGresult **ret)
+{
+	const char *names[DB_PIPELINE_MAX];
+	bool begin = db_begin_pending == conn, sent = true;
+	int first = begin ? -1 : 0, r = 0;
+	PGresult *res;
+	char err[512];
+
+	if (n < 1 || n > DB_PIPELINE_MAX || db_flush_begin(conn) < 0)
+		return -EIO;
+	for (int i = 0; i < n; i++) {
+		ret[i] = NULL;
+		names[i] = db_prepared(conn, calls[i].sql, calls[i].nparams);
+	}
+	db_begin_pending = NULL;
+	if (PQenterPipelineMode(conn) != 1)
+		return -EIO;
+	for (int i = first; i < n && sent; i++) {
+		if (i < 0)
+			sent = PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+		else if (names[i] != NULL)
+			sent = PQsendQueryPrepared(conn, names[i], calls[i].nparams,
+			    calls[i].params, NULL, NULL, 0);
+		else
+			sent = PQsendQueryParams(conn, calls[i].sql, calls[i].nparams, NULL,
+			    calls[i].params, NULL, NULL, 0);
+	}
+	if (!sent || PQpipelineSync(conn) != 1) {
+		db_note_failure(conn, NULL, err, sizeof(err));
+		log_warnx("query failed: %s", err);
+		(void)PQexitPipelineMode(conn);
+		return -EIO;
+	}
+	for (int i = first; i < n; i++) {
+		res = db_pipeline_result(conn);
+		if (db_result_ok(res)) {
+			if (i >= 0)
+				ret[i] = res;
+			else
+				PQclear(res);
+			continue;
+		}
+		/* The first failure is the one to report; the rest were skipped. */
+		if (r == 0) {
+			db_note_failure(conn, res, err, sizeof(err));
+			log_warnx("query failed: %s", err);
+			if (strcmp(db_sqlstate, SQLSTATE_NO_SUCH_STATEMENT) == 0)
+				db_forget(conn); /* a reset connection: prepare again */
+		}
+		PQclear(res);
+		r = -EIO;
+	}
+	/* Up to the sync, which ends the pipeline. */
+	while ((res = PQgetResult(conn)) != NULL) {
+		bool sync = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+
+		PQclear(res);
+		if (sync)
+			break;
+	}
+	(void)PQexitPipelineMode(conn);
+	if (r < 0)
+		for (int i = 0; i < n; i++) {
+			PQclear(ret[i]);
+			ret[i] = NULL;
+		}
+	return r;
 }
 
 PGresult *
@@ -495,6 +609,13 @@ db_query(PGconn *conn, const char *sql, int nparams, const char *const *params)
 	const char *name;
 	char err[512];
 
+	if (db_begin_pending == conn) {
+		const struct db_call call = { sql, nparams, params };
+
+		return db_pipeline(conn, &call, 1, &res) == 0 ? res : NULL;
+	}
+	if (db_flush_begin(conn) < 0)
+		return NULL;
 	name = db_prepared(conn, sql, nparams);
 	if (name != NULL) {
 		res = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
@@ -532,21 +653,26 @@ db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params)
 int
 db_begin(PGconn *conn)
 {
-	return db_exec(conn, "BEGIN", 0, NULL);
+	if (db_flush_begin(conn) < 0)
+		return -EIO;
+	if (db_begin_pending == conn)
+		return 0;
+	if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
+		/* Let the server say what is wrong (a transaction already open). */
+		return db_exec(conn, "BEGIN", 0, NULL);
+	}
+	db_begin_pending = conn;
+	return 0;
 }
 
-int
-db_commit(PGconn *conn)
+/* Whether a COMMIT's result says it committed (a failed transaction's says ROLLBACK). */
+static int
+db_committed(PGresult *res)
 {
-	PGresult *res = db_query(conn, "COMMIT", 0, NULL);
 	bool committed;
 
 	if (res == NULL)
 		return -EIO;
-	/*
-	 * COMMIT of a transaction that has already failed "succeeds" and
-	 * answers ROLLBACK: nothing was written, and the caller must know.
-	 */
 	committed = strcmp(PQcmdStatus(res), "COMMIT") == 0;
 	PQclear(res);
 	if (!committed) {
@@ -557,9 +683,39 @@ db_commit(PGconn *conn)
 	return 0;
 }
 
+int
+db_commit(PGconn *conn)
+{
+	if (db_begin_pending == conn) {
+		/* Nothing was run in it: nothing to commit. */
+		db_begin_pending = NULL;
+		return 0;
+	}
+	return db_committed(db_query(conn, "COMMIT", 0, NULL));
+}
+
+int
+db_exec_commit(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	const struct db_call calls[2] = { { sql, nparams, params }, { "COMMIT", 0, NULL } };
+	PGresult *res[2];
+
+	if (db_pipeline(conn, calls, 2, res) < 0)
+		return -EIO;
+	PQclear(res[0]);
+	return db_committed(res[1]);
+}
+
 void
 db_rollback(PGconn *conn)
 {
+	if (db_begin_pending == conn) {
+		db_begin_pending = NULL;
+		return;
+	}
+	/* A failed COMMIT has ended the transaction already. */
+	if (PQtransactionStatus(conn) == PQTRANS_IDLE)
+		return;
 	/*
 	 * Quietly: the failure that led here has been reported, and a rollback
 	 * on a broken connection has nothing left to undo.

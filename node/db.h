@@ -55,9 +55,31 @@ void db_forget(PGconn *conn);
 /* db_query for statements whose rows are not needed: 0 or -EIO. */
 int db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params);
 
+/*
+ * Transactions.  db_begin() sends nothing: BEGIN goes with the first
+ * statement of the transaction, in the same round trip.
+ */
 int db_begin(PGconn *conn);
 int db_commit(PGconn *conn);
 void db_rollback(PGconn *conn);
+
+/* Runs a statement and commits, in one round trip: 0 or -EIO. */
+int db_exec_commit(PGconn *conn, const char *sql, int nparams,
+    const char *const *params);
+
+/*
+ * Several statements in one round trip (a libpq pipeline), in order, with
+ * a pending BEGIN first.  0 with every result in ret (the caller clears
+ * them), or -EIO with none: the first failure is logged, the statements
+ * after it were not run (inside a transaction, it is aborted).
+ */
+#define DB_PIPELINE_MAX 8
+struct db_call {
+	const char *sql;
+	int nparams;
+	const char *const *params;
+};
+int db_pipeline(PGconn *conn, const struct db_call *calls, int n, PGresult **ret);
 
 /* The SQLSTATE of the last failed db_query on this thread ("" if none). */
 const char *db_last_sqlstate(void);

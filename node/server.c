@@ -35,6 +35,7 @@ server_worker_db(struct worker *w)
 		return w->conn;
 	if (w->conn != NULL) {
 		/* PQreset keeps the conninfo; a server restart needs just this. */
+		db_forget(w->conn);
 		PQreset(w->conn);
 		if (!db_is_broken(w->conn))
 			return w->conn;
@@ -189,7 +190,7 @@ courier_main(void *arg)
 			continue;
 		/* Drain in batches while there is work, then wait a second. */
 		while (!c->stop &&
-		    outbox_deliver_due(c->node, w.conn, w.pc, 32, &delivered) == 0 &&
+		    outbox_deliver_due(c->node, w.conn, w.pc, 128, &delivered) == 0 &&
 		    delivered > 0)
 			log_debug("outbox: %d delivered", delivered);
 		/*

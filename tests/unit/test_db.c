@@ -97,6 +97,73 @@ check_race(const char *tmp)
 	CHECK(pgembed_stop(dir, NULL, NULL) == 0, "stop the raced cluster");
 }
 
+/*
+ * Transactions whose BEGIN travels with their first statement, and several
+ * statements in one round trip.
+ */
+static void
+check_pipeline(PGconn *conn)
+{
+	const struct db_call calls[3] = {
+		{ "insert into pipe values (1)", 0, NULL },
+		{ "select count(*) from pipe", 0, NULL },
+		{ "select 2", 0, NULL },
+	};
+	const struct db_call failing[3] = {
+		{ "insert into pipe values (2)", 0, NULL },
+		{ "select 1/0", 0, NULL },
+		{ "insert into pipe values (3)", 0, NULL },
+	};
+	PGresult *res[3], *one;
+
+	CHECK(db_exec(conn, "create table pipe (n int)", 0, NULL) == 0, "table");
+	/* A transaction with no statement sends nothing and commits nothing. */
+	CHECK(db_begin(conn) == 0 && PQtransactionStatus(conn) == PQTRANS_IDLE,
+	    "BEGIN waits for the first statement");
+	CHECK(db_commit(conn) == 0, "an empty transaction commits");
+	CHECK(db_begin(conn) == 0, "begin");
+	db_rollback(conn);
+	CHECK(PQtransactionStatus(conn) == PQTRANS_IDLE, "an empty one rolls back");
+
+	/* BEGIN goes with the first statement: the transaction is open after it. */
+	CHECK(db_begin(conn) == 0 && db_exec(conn, "insert into pipe values (1)",
+	    0, NULL) == 0 && PQtransactionStatus(conn) == PQTRANS_INTRANS,
+	    "the first statement opens the transaction");
+	db_rollback(conn);
+	one = db_query(conn, "select count(*) from pipe", 0, NULL);
+	CHECK(one != NULL && strcmp(PQgetvalue(one, 0, 0), "0") == 0,
+	    "its rollback undid it");
+	PQclear(one);
+
+	/* Several statements, in order, with BEGIN first. */
+	CHECK(db_begin(conn) == 0 && db_pipeline(conn, calls, 3, res) == 0,
+	    "a pipeline of three");
+	CHECK(res[1] != NULL && strcmp(PQgetvalue(res[1], 0, 0), "1") == 0 &&
+	    res[2] != NULL && strcmp(PQgetvalue(res[2], 0, 0), "2") == 0,
+	    "each statement's result, in order");
+	for (int i = 0; i < 3; i++)
+		PQclear(res[i]);
+	CHECK(PQtransactionStatus(conn) == PQTRANS_INTRANS, "still in the transaction");
+	CHECK(db_exec_commit(conn, "insert into pipe values (2)", 0, NULL) == 0 &&
+	    PQtransactionStatus(conn) == PQTRANS_IDLE, "a write and its commit");
+
+	/* A failure: reported, the statements after it not run, nothing kept. */
+	CHECK(db_begin(conn) == 0 && db_pipeline(conn, failing, 3, res) == -EIO &&
+	    res[0] == NULL && res[2] == NULL, "a failing pipeline returns no result");
+	CHECK_STR(db_last_sqlstate(), "22012", "its first failure's SQLSTATE");
+	CHECK(db_commit(conn) < 0, "its transaction does not commit");
+	db_rollback(conn);
+	CHECK(db_begin(conn) == 0 && db_exec_commit(conn, "select 1/0", 0, NULL) < 0,
+	    "a failing write is not committed");
+	db_rollback(conn);
+	one = db_query(conn, "select count(*) from pipe", 0, NULL);
+	CHECK(one != NULL && strcmp(PQgetvalue(one, 0, 0), "2") == 0,
+	    "two rows committed, none of the failed ones (%s)",
+	    one != NULL ? PQgetvalue(one, 0, 0) : "?");
+	PQclear(one);
+	CHECK(db_exec(conn, "drop table pipe", 0, NULL) == 0, "drop");
+}
+
 int
 main(void)
 {
@@ -196,6 +263,8 @@ main(void)
 	CHECK(db_begin(conn) == 0, "db_begin for rollback");
 	db_rollback(conn);
 	CHECK(PQtransactionStatus(conn) == PQTRANS_IDLE, "rolled back");
+
+	check_pipeline(conn);
 
 	/* An older binary must refuse a newer database. */
 	params[0] = "99999";
