@@ -56,10 +56,18 @@ static char **main_argv;
 static void
 serve_without_gnutls_init(void)
 {
+	char self[4096];
+	ssize_t n;
+
 	if (getenv("GNUTLS_NO_IMPLICIT_INIT") != NULL || main_argv == NULL)
 		return;
+	/* By its own path, so that the process keeps its name (ps, perf). */
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0 || (size_t)n >= sizeof(self) - 1)
+		return;
+	self[n] = '\0';
 	if (setenv("GNUTLS_NO_IMPLICIT_INIT", "1", 1) == 0)
-		execv("/proc/self/exe", main_argv);
+		execv(self, main_argv);
 }
 
 static int
