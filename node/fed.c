@@ -83,13 +83,19 @@ fed_idempotent_replay(struct http_job *job, PGconn *conn, char hash[65])
 	return true;
 }
 
+/*
+ * A federation POST.  A handler keyed by its body (an authorization: the
+ * visit id is the key) runs on its own; the others run in one transaction
+ * with the lookup and the record of their Idempotency-Key, so that the
+ * answer and its record are committed together.
+ */
 static void
 fed_post(struct http_job *job, struct worker *w, bool keyed_by_body,
     void (*fn)(struct node *, PGconn *, const char *, const cJSON *, int *, char **))
 {
 	PGconn *conn;
 	cJSON *req;
-	char *body = NULL, hash[65];
+	char *body = NULL, hash[65], st[16];
 	int status = 500;
 
 	if (job->idempotency_key == NULL || job->idempotency_key[0] == '\0' ||
@@ -107,29 +113,51 @@ fed_post(struct http_job *job, struct worker *w, bool keyed_by_body,
 		http_reply_error(job, 503, "unavailable", "the node's database is down; retry");
 		return;
 	}
-	if (!keyed_by_body && fed_idempotent_replay(job, conn, hash)) {
+	if (keyed_by_body) {
+		fn(w->node, conn, job->peer_space, req, &status, &body);
+		goto answer;
+	}
+	if (db_begin(conn) < 0)
+		goto unavailable;
+	if (fed_idempotent_replay(job, conn, hash)) {
 		cJSON_Delete(req);
+		if (db_commit(conn) < 0)
+			db_rollback(conn);
 		return;
 	}
 	fn(w->node, conn, job->peer_space, req, &status, &body);
+	if (body == NULL || status >= 500) {
+		db_rollback(conn);
+		goto answer;
+	}
+	snprintf(st, sizeof(st), "%d", status);
+	{
+		const char *params[5] = { job->peer_space, job->idempotency_key, hash, st,
+			body };
+
+		/* Two deliveries with the same key at once: the first is kept. */
+		if (db_exec_commit(conn, "insert into idempotency_keys (caller, key,"
+		    " request_hash, status, response) values ($1, $2, $3, $4, $5)"
+		    " on conflict do nothing", 5, params) < 0) {
+			db_rollback(conn);
+			free(body);
+			body = NULL;
+			goto unavailable;
+		}
+	}
+answer:
 	cJSON_Delete(req);
 	if (body == NULL) {
 		http_reply_error(job, 500, "internal", "no answer");
 		return;
 	}
-	if (!keyed_by_body && status < 500) {
-		char st[16];
-		const char *params[5] = { job->peer_space, job->idempotency_key, hash, st,
-			body };
-
-		snprintf(st, sizeof(st), "%d", status);
-		(void)db_exec(conn, "insert into idempotency_keys (caller, key,"
-		    " request_hash, status, response) values ($1, $2, $3, $4, $5)"
-		    " on conflict do nothing", 5, params);
-	}
 	job->status = status;
 	job->content_type = "application/json";
 	job->resp_body = body;
+	return;
+unavailable:
+	cJSON_Delete(req);
+	http_reply_error(job, 503, "unavailable", "database unavailable; retry");
 }
 
 void
@@ -175,6 +203,11 @@ fed_handle(struct http_job *job, void *worker, void *arg)
 			http_reply_error(job, 405, "method_not_allowed", "use POST");
 		else
 			fed_post(job, w, false, home_complete);
+	} else if (strcmp(job->path, "/federation/v1/completions") == 0) {
+		if (job->method != HTTP_POST)
+			http_reply_error(job, 405, "method_not_allowed", "use POST");
+		else
+			fed_post(job, w, false, home_complete_batch);
 	} else if (strcmp(job->path, "/federation/v1/directory") == 0) {
 		struct node_directory *nd = node_directory_get(w->node);
 

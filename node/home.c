@@ -147,127 +147,124 @@ home_answer_body(struct node *node, const struct home_answer *a)
 	return s;
 }
 
-/* A stored answer for the visit: 1 found (status and body set), 0 none. */
+/* A stored answer (hash and body) for the visit: 1 used, 0 none. */
 static int
-home_stored_answer(PGconn *conn, const char *visit_id, const char *hash,
-    int *ret_status, char **ret_body)
+home_stored_answer(const char *stored_hash, const char *stored_body,
+    const char *hash, int *ret_status, char **ret_body)
 {
-	const char *params[] = { visit_id };
-	PGresult *res;
-	int r = 0;
-
-	res = db_query(conn, "select request_hash, response from home_visits"
-	    " where visit_id = $1", 1, params);
-	if (res == NULL)
-		return -EIO;
-	if (PQntuples(res) == 1) {
-		if (strcmp(PQgetvalue(res, 0, 0), hash) == 0) {
-			*ret_status = 200;
-			*ret_body = strdup(PQgetvalue(res, 0, 1));
-		} else {
-			*ret_status = 409;
-			*ret_body = home_error_body("conflict",
-			    "this visit id was already used with a different request");
-		}
-		r = 1;
+	if (stored_hash == NULL)
+		return 0;
+	if (strcmp(stored_hash, hash) == 0) {
+		*ret_status = 200;
+		*ret_body = strdup(stored_body);
+	} else {
+		*ret_status = 409;
+		*ret_body = home_error_body("conflict",
+		    "this visit id was already used with a different request");
 	}
-	PQclear(res);
-	return r;
+	return 1;
 }
 
 /*
- * The member's standing and plan, the roaming terms and caps, one place at
- * a time: the first rule broken refuses.  0, or <0 on a database error.
+ * Everything a decision reads, in one statement that locks the member: the
+ * member and their pass, an answer already stored for this visit id, the
+ * place they are checked in at, their roaming this month (when their plan
+ * caps it), and the terms with the host.  What the subqueries read is as of
+ * the statement's start: a concurrent decision for the same member or visit
+ * that committed while this one waited for the lock is caught by the unique
+ * indexes (home_visits' key, home_visits_one_open, one debit per visit)
+ * when this one writes, and the decision is taken again.
  */
-static int
-home_check_rules(struct node *node, PGconn *conn, PGresult *m, struct home_answer *a)
-{
-	const struct config *cfg = node_config(node);
-	const char *member_id = PQgetvalue(m, 0, 0);
-	bool roaming = strcmp(a->req->host, node_space_id(node)) != 0;
-	PGresult *res;
+enum {
+	HM_ID, HM_STATUS, HM_PLAN, HM_NAME, HM_TICKETS, HM_VALID, HM_REVOKED,
+	HM_FROM, HM_UNTIL, HM_ROAM_CAP, HM_STORED_HASH, HM_STORED_BODY, HM_OPEN_AT,
+	HM_ROAMED, HM_TERMS
+};
+static const char home_member_sql[] =
+    "select m.id, m.status, m.plan, m.display_name, m.tickets,"
+    "  (m.valid_until is null or m.valid_until >= (now() at time zone $3)::date)"
+    "  and (m.valid_from is null or m.valid_from <= (now() at time zone $3)::date),"
+    "  p.revoked_at is not null, m.valid_from::text, m.valid_until::text,"
+    "  m.roam_cap,"
+    "  s.request_hash, s.response,"
+    "  (select o.host from home_visits o where o.member_id = m.id"
+    "   and o.decision = 'admit' and o.checked_out_at is null limit 1),"
+    "  case when m.roam_cap is not null then"
+    "   (select coalesce(sum(coalesce(r.units, 1)), 0) from home_visits r"
+    "    where r.member_id = m.id and r.host <> $6 and r.decision = 'admit'"
+    "    and r.authorized_at >= date_trunc('month', now() at time zone $3)"
+    "     at time zone $3) end,"
+    "  " TERMS_COLUMNS
+    " from passes p join members m on m.id = p.member_id"
+    " left join home_visits s on s.visit_id = $4::uuid"
+    " left join peer_terms t on t.peer = $5"
+    " where p.jti = $1 and m.pseudonym = $2"
+    " for update of m";
 
-	if (strcmp(PQgetvalue(m, 0, 6), "t") == 0) {
+/* The member's standing and plan, the roaming terms and caps, one place at a time. */
+static void
+home_check_rules(struct node *node, PGresult *m, struct home_answer *a)
+{
+	bool roaming = strcmp(a->req->host, node_space_id(node)) != 0;
+	struct terms t;
+
+	terms_from_row(node_config(node), m, 0, HM_TERMS, &t);
+	if (strcmp(PQgetvalue(m, 0, HM_REVOKED), "t") == 0) {
 		home_refuse(a, "revoked", "This pass has been revoked by its home space.");
-		return 0;
-	}
-	if (strcmp(PQgetvalue(m, 0, 1), "active") != 0) {
+	} else if (strcmp(PQgetvalue(m, 0, HM_STATUS), "active") != 0) {
 		home_refuse(a, "suspended", "This membership is suspended at its home space.");
-		return 0;
-	}
-	if (strcmp(PQgetvalue(m, 0, 5), "t") != 0) {
+	} else if (strcmp(PQgetvalue(m, 0, HM_VALID), "t") != 0) {
 		home_refuse(a, "plan_expired", "This member's plan is not valid today"
 		    " (valid %s to %s) at their home space.",
-		    PQgetisnull(m, 0, 7) ? "from the start" : PQgetvalue(m, 0, 7),
-		    PQgetisnull(m, 0, 8) ? "the end" : PQgetvalue(m, 0, 8));
-		return 0;
-	}
-	if (roaming) {
-		struct terms t;
-
-		if (terms_get(cfg, conn, a->req->host, &t) < 0)
-			return -EIO;
-		if (!t.allow_roaming) {
-			home_refuse(a, "roaming_not_allowed", "This member's home space does"
-			    " not let its members work at %s.", a->req->host);
-			return 0;
-		}
-	}
-	if (roaming && !PQgetisnull(m, 0, 9)) {
+		    PQgetisnull(m, 0, HM_FROM) ? "from the start" : PQgetvalue(m, 0, HM_FROM),
+		    PQgetisnull(m, 0, HM_UNTIL) ? "the end" : PQgetvalue(m, 0, HM_UNTIL));
+	} else if (roaming && !t.allow_roaming) {
+		home_refuse(a, "roaming_not_allowed", "This member's home space does"
+		    " not let its members work at %s.", a->req->host);
+	} else if (roaming && !PQgetisnull(m, 0, HM_ROAM_CAP) &&
+	    atoi(PQgetvalue(m, 0, HM_ROAMED)) >= atoi(PQgetvalue(m, 0, HM_ROAM_CAP))) {
 		/* The monthly plan's cap of half-days spent at other spaces. */
-		const char *params[3] = { member_id, node_space_id(node), cfg->timezone };
-		int cap = atoi(PQgetvalue(m, 0, 9)), used;
-
-		res = db_query(conn, "select coalesce(sum(coalesce(units, 1)), 0)"
-		    " from home_visits where member_id = $1 and host <> $2"
-		    " and decision = 'admit' and authorized_at >="
-		    " date_trunc('month', now() at time zone $3) at time zone $3",
-		    3, params);
-		if (res == NULL)
-			return -EIO;
-		used = atoi(PQgetvalue(res, 0, 0));
-		PQclear(res);
-		if (used >= cap) {
-			home_refuse(a, "roaming_cap", "This member has used the %d half-days"
-			    " a month their plan allows at other spaces.", cap);
-			return 0;
-		}
-	}
-	if (a->tickets_left == 0) {
+		home_refuse(a, "roaming_cap", "This member has used the %d half-days"
+		    " a month their plan allows at other spaces.",
+		    atoi(PQgetvalue(m, 0, HM_ROAM_CAP)));
+	} else if (a->tickets_left == 0) {
 		home_refuse(a, "no_tickets", "No half-day tickets left: the member can"
 		    " top up at their home space.");
-		return 0;
+	} else if (!PQgetisnull(m, 0, HM_OPEN_AT)) {
+		home_refuse(a, "already_checked_in", "Already checked in at %s:"
+		    " check out there first.", PQgetvalue(m, 0, HM_OPEN_AT));
 	}
-	{
-		const char *params[1] = { member_id };
-
-		res = db_query(conn, "select host from home_visits where member_id = $1"
-		    " and decision = 'admit' and checked_out_at is null", 1, params);
-		if (res == NULL)
-			return -EIO;
-		if (PQntuples(res) > 0)
-			home_refuse(a, "already_checked_in", "Already checked in at %s:"
-			    " check out there first.", PQgetvalue(res, 0, 0));
-		PQclear(res);
-	}
-	return 0;
 }
 
+/* The decision and the ticket it costs, recorded in one statement. */
+static const char home_record_sql[] =
+    "with debit as (update members set tickets = tickets - 1"
+    "   where id = $3 and $11::boolean returning id),"
+    " movement as (insert into ticket_movements"
+    "   (member_id, delta, reason, visit_id, actor)"
+    "   select id, -1, 'visit', $1, 'host:' || $2 from debit)"
+    " insert into home_visits (visit_id, host, member_id, jti, decision,"
+    " reason_code, request_hash, response, rate_cents, currency)"
+    " values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
 /*
- * Decides inside the caller's transaction.  0 with the status and body set;
- * -EAGAIN when a concurrent request for the same visit won (the caller rolls
- * back and asks again); <0 on a database error.
+ * Decides in the transaction the caller began; commits it when commit is
+ * set (the record and the COMMIT in one round trip).  0 with the status and
+ * body set; -EAGAIN when a concurrent request won (the caller rolls back
+ * and asks again); <0 on a database error.
  */
 static int
 home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
-    const char *hash, const struct pass_claims *claims, int *ret_status,
-    char **ret_body)
+    const char *hash, const struct pass_claims *claims, bool commit,
+    int *ret_status, char **ret_body)
 {
 	const struct config *cfg = node_config(node);
 	struct home_answer a;
 	PGresult *m = NULL;
 	char rate[16];
-	const char *params[3];
+	const char *params[6] = { claims->jti, claims->sub, cfg->timezone, req->visit_id,
+		req->host, node_space_id(node) };
+	bool debit;
 	int r;
 
 	memset(&a, 0, sizeof(a));
@@ -276,18 +273,7 @@ home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
 	a.tickets_left = -1;
 	a.admitted = true;
 
-	params[0] = claims->jti;
-	params[1] = claims->sub;
-	params[2] = cfg->timezone;
-	m = db_query(conn,
-	    "select m.id, m.status, m.plan, m.display_name, m.tickets,"
-	    "  (m.valid_until is null or m.valid_until >= (now() at time zone $3)::date)"
-	    "  and (m.valid_from is null or m.valid_from <= (now() at time zone $3)::date),"
-	    "  p.revoked_at is not null, m.valid_from::text, m.valid_until::text,"
-	    "  m.roam_cap"
-	    " from passes p join members m on m.id = p.member_id"
-	    " where p.jti = $1 and m.pseudonym = $2"
-	    " for update of m", 3, params);
+	m = db_query(conn, home_member_sql, 6, params);
 	if (m == NULL)
 		return -EIO;
 	if (PQntuples(m) != 1) {
@@ -297,38 +283,23 @@ home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
 		    " space: ask the member for a new pass.");
 		*ret_status = 200;
 		*ret_body = home_answer_body(node, &a);
-		return 0;
+		return commit ? db_commit(conn) : 0;
 	}
-	a.display_name = PQgetvalue(m, 0, 3);
-	a.plan = PQgetvalue(m, 0, 2);
+	if (home_stored_answer(PQgetisnull(m, 0, HM_STORED_HASH) ? NULL :
+	    PQgetvalue(m, 0, HM_STORED_HASH), PQgetvalue(m, 0, HM_STORED_BODY), hash,
+	    ret_status, ret_body)) {
+		PQclear(m);
+		return commit ? db_commit(conn) : 0;
+	}
+	a.display_name = PQgetvalue(m, 0, HM_NAME);
+	a.plan = PQgetvalue(m, 0, HM_PLAN);
 	if (strcmp(a.plan, "tickets") == 0)
-		a.tickets_left = atoi(PQgetvalue(m, 0, 4));
-
-	/* Another request for this visit may have been stored while we waited. */
-	r = home_stored_answer(conn, req->visit_id, hash, ret_status, ret_body);
-	if (r != 0)
-		goto out;
-	r = home_check_rules(node, conn, m, &a);
-	if (r < 0)
-		goto out;
-	if (a.admitted && a.tickets_left > 0) {
-		const char *p3[3] = { PQgetvalue(m, 0, 0), req->visit_id, req->host };
-		PGresult *res = db_query(conn,
-		    "with debit as (update members set tickets = tickets - 1"
-		    "   where id = $1 returning tickets),"
-		    " movement as (insert into ticket_movements"
-		    "   (member_id, delta, reason, visit_id, actor)"
-		    "   values ($1, -1, 'visit', $2, 'host:' || $3))"
-		    " select tickets from debit", 3, p3);
-
-		if (res == NULL) {
-			r = strcmp(db_last_sqlstate(), SQLSTATE_UNIQUE_VIOLATION) == 0 ?
-			    -EAGAIN : -EIO;
-			goto out;
-		}
-		a.tickets_left = atoi(PQgetvalue(res, 0, 0));
-		PQclear(res);
-	}
+		a.tickets_left = atoi(PQgetvalue(m, 0, HM_TICKETS));
+	home_check_rules(node, m, &a);
+	/* The member row is locked: the debit leaves exactly one ticket less. */
+	debit = a.admitted && a.tickets_left > 0;
+	if (debit)
+		a.tickets_left--;
 	*ret_body = home_answer_body(node, &a);
 	if (*ret_body == NULL) {
 		r = -ENOMEM;
@@ -336,14 +307,14 @@ home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
 	}
 	snprintf(rate, sizeof(rate), "%d", req->rate_cents);
 	{
-		const char *p10[10] = { req->visit_id, req->host, PQgetvalue(m, 0, 0),
+		const char *p11[11] = { req->visit_id, req->host, PQgetvalue(m, 0, HM_ID),
 		    claims->jti, a.admitted ? "admit" : "refuse", a.reason_code, hash,
-		    *ret_body, req->rate_cents >= 0 ? rate : NULL, req->currency };
+		    *ret_body, req->rate_cents >= 0 ? rate : NULL, req->currency,
+		    debit ? "t" : "f" };
 
-		if (db_exec(conn, "insert into home_visits (visit_id, host, member_id,"
-		    " jti, decision, reason_code, request_hash, response, rate_cents,"
-		    " currency) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-		    10, p10) < 0) {
+		r = commit ? db_exec_commit(conn, home_record_sql, 11, p11) :
+		    db_exec(conn, home_record_sql, 11, p11);
+		if (r < 0) {
 			r = strcmp(db_last_sqlstate(), SQLSTATE_UNIQUE_VIOLATION) == 0 ?
 			    -EAGAIN : -EIO;
 			free(*ret_body);
@@ -356,6 +327,24 @@ home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
 out:
 	PQclear(m);
 	return r;
+}
+
+/* The refusal of a pass that does not verify (not stored: nothing to record). */
+static char *
+home_bad_pass_body(struct node *node, const struct home_request *req, int pr)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *s;
+
+	cJSON_AddStringToObject(o, "visit_id", req->visit_id);
+	cJSON_AddStringToObject(o, "home", node_space_id(node));
+	cJSON_AddStringToObject(o, "host", req->host);
+	cJSON_AddStringToObject(o, "decision", "refuse");
+	cJSON_AddStringToObject(o, "reason_code", pass_error_code(pr));
+	cJSON_AddStringToObject(o, "reason", pass_error_message(pr));
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
 }
 
 int
@@ -375,46 +364,40 @@ home_decide(struct node *node, PGconn *conn, const struct home_request *req,
 		return 0;
 	}
 	home_request_hash(req, hash);
+	nd = node_directory_get(node);
+	pr = pass_verify(req->token, util_now(), cfg->pass_leeway,
+	    directory_pass_key_lookup, nd != NULL ? nd->dir : NULL, &claims);
+	node_directory_put(node, nd);
+	if (pr == PASS_OK && strcmp(claims.iss, node_space_id(node)) != 0)
+		pr = PASS_ERR_UNKNOWN_KEY;
+	if (pr != PASS_OK) {
+		/*
+		 * A repeat of a request answered while the pass was valid (an
+		 * outbox delivering late) gets that answer.
+		 */
+		const char *params[1] = { req->visit_id };
+		PGresult *res = db_query(conn, "select request_hash, response"
+		    " from home_visits where visit_id = $1", 1, params);
+
+		if (res == NULL)
+			return -EIO;
+		r = home_stored_answer(PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : NULL,
+		    PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : NULL, hash,
+		    ret_status, ret_body);
+		PQclear(res);
+		if (r == 0) {
+			*ret_status = 200;
+			*ret_body = home_bad_pass_body(node, req, pr);
+		}
+		return 0;
+	}
 	for (int attempt = 0; attempt < 3; attempt++) {
 		if (!in_txn && db_begin(conn) < 0)
 			return -EIO;
-		r = home_stored_answer(conn, req->visit_id, hash, ret_status, ret_body);
-		if (r != 0)
-			goto done;
-
-		nd = node_directory_get(node);
-		pr = pass_verify(req->token, util_now(), cfg->pass_leeway,
-		    directory_pass_key_lookup, nd != NULL ? nd->dir : NULL, &claims);
-		node_directory_put(node, nd);
-		if (pr == PASS_OK && strcmp(claims.iss, node_space_id(node)) != 0)
-			pr = PASS_ERR_UNKNOWN_KEY;
-		if (pr != PASS_OK) {
-			cJSON *o = cJSON_CreateObject();
-
-			cJSON_AddStringToObject(o, "visit_id", req->visit_id);
-			cJSON_AddStringToObject(o, "home", node_space_id(node));
-			cJSON_AddStringToObject(o, "host", req->host);
-			cJSON_AddStringToObject(o, "decision", "refuse");
-			cJSON_AddStringToObject(o, "reason_code", pass_error_code(pr));
-			cJSON_AddStringToObject(o, "reason", pass_error_message(pr));
-			*ret_body = cJSON_PrintUnformatted(o);
-			cJSON_Delete(o);
-			*ret_status = 200;
-			r = 0;
-			goto done;
-		}
-		r = home_decide_txn(node, conn, req, hash, &claims, ret_status, ret_body);
-done:
-		if (in_txn)
+		r = home_decide_txn(node, conn, req, hash, &claims, !in_txn, ret_status,
+		    ret_body);
+		if (r == 0 || in_txn)
 			return r;
-		if (r == 0) {
-			if (db_commit(conn) < 0) {
-				free(*ret_body);
-				*ret_body = NULL;
-				return -EIO;
-			}
-			return 0;
-		}
 		db_rollback(conn);
 		if (r != -EAGAIN)
 			return r;
@@ -596,53 +579,118 @@ home_completion_ok(struct node *node, const char *host, const char *token,
 	return ok;
 }
 
-void
-home_complete(struct node *node, PGconn *conn, const char *host,
-    const cJSON *req, int *ret_status, char **ret_body)
+/*
+ * One completion of a host, in the caller's transaction: the HTTP status of
+ * its answer (200, 400, 404) with the answer in *ret, or -EIO (database).
+ */
+static int
+home_complete_item(struct node *node, PGconn *conn, const char *host,
+    const cJSON *req, cJSON **ret)
 {
 	const cJSON *vid = cJSON_GetObjectItemCaseSensitive(req, "visit_id");
 	const cJSON *in = cJSON_GetObjectItemCaseSensitive(req, "checked_in_at");
 	const cJSON *out = cJSON_GetObjectItemCaseSensitive(req, "checked_out_at");
 	const cJSON *units = cJSON_GetObjectItemCaseSensitive(req, "units");
 	const cJSON *completion = cJSON_GetObjectItemCaseSensitive(req, "completion");
+	cJSON *o = cJSON_CreateObject();
 	bool already = false;
 	int64_t t;
 	int r;
 
+	*ret = o;
 	if (!cJSON_IsString(vid) || !visit_id_valid(vid->valuestring) ||
 	    !cJSON_IsString(out) || util_parse_time(out->valuestring, &t) < 0 ||
 	    !cJSON_IsString(in) || util_parse_time(in->valuestring, &t) < 0 ||
 	    !cJSON_IsNumber(units) || units->valueint < 0 || units->valueint > 100 ||
 	    !cJSON_IsString(completion)) {
-		*ret_status = 400;
-		*ret_body = home_error_body("bad_request", "expected {\"visit_id\": UUID,"
+		cJSON_AddStringToObject(o, "error", "bad_request");
+		cJSON_AddStringToObject(o, "detail", "expected {\"visit_id\": UUID,"
 		    " \"checked_in_at\": RFC3339, \"checked_out_at\": RFC3339,"
 		    " \"units\": N, \"completion\": JWS}");
-		return;
+		return 400;
 	}
 	if (!home_completion_ok(node, host, completion->valuestring, vid->valuestring,
 	    out->valuestring, units->valueint)) {
-		*ret_status = 400;
-		*ret_body = home_error_body("bad_completion", "the completion is not the"
-		    " calling space's signature over this visit's report");
-		return;
+		cJSON_AddStringToObject(o, "error", "bad_completion");
+		cJSON_AddStringToObject(o, "detail", "the completion is not the calling"
+		    " space's signature over this visit's report");
+		return 400;
 	}
 	r = home_complete_visit(node, conn, host, vid->valuestring, in->valuestring,
-	    out->valuestring, units->valueint, completion->valuestring, false, &already);
+	    out->valuestring, units->valueint, completion->valuestring, true, &already);
 	if (r == 0) {
-		*ret_status = 200;
-		*ret_body = strdup(already ? "{\"status\":\"already_recorded\"}" :
-		    "{\"status\":\"recorded\"}");
-	} else if (r == -ENOENT && units->valueint == 0) {
+		cJSON_AddStringToObject(o, "status", already ? "already_recorded" :
+		    "recorded");
+		return 200;
+	}
+	if (r == -ENOENT && units->valueint == 0) {
 		/* A void of a visit we never admitted: nothing to undo. */
-		*ret_status = 200;
-		*ret_body = strdup("{\"status\":\"nothing_to_void\"}");
-	} else if (r == -ENOENT) {
-		*ret_status = 404;
-		*ret_body = home_error_body("unknown_visit",
+		cJSON_AddStringToObject(o, "status", "nothing_to_void");
+		return 200;
+	}
+	if (r == -ENOENT) {
+		cJSON_AddStringToObject(o, "error", "unknown_visit");
+		cJSON_AddStringToObject(o, "detail",
 		    "no admitted visit with this id from your space");
-	} else {
+		return 404;
+	}
+	return -EIO;
+}
+
+void
+home_complete(struct node *node, PGconn *conn, const char *host,
+    const cJSON *req, int *ret_status, char **ret_body)
+{
+	cJSON *o;
+	int r = home_complete_item(node, conn, host, req, &o);
+
+	if (r < 0) {
 		*ret_status = 503;
 		*ret_body = home_error_body("unavailable", "database unavailable; retry");
+	} else {
+		*ret_status = r;
+		*ret_body = cJSON_PrintUnformatted(o);
 	}
+	cJSON_Delete(o);
+}
+
+void
+home_complete_batch(struct node *node, PGconn *conn, const char *host,
+    const cJSON *req, int *ret_status, char **ret_body)
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(req, "completions");
+	const cJSON *item;
+	cJSON *o, *results;
+	int n = cJSON_GetArraySize(list);
+
+	if (!cJSON_IsArray(list) || n < 1 || n > HOME_BATCH_MAX) {
+		*ret_status = 400;
+		*ret_body = home_error_body("bad_request", "expected {\"completions\":"
+		    " [COMPLETION, ...]} with 1 to " UTIL_STR(HOME_BATCH_MAX) " items");
+		return;
+	}
+	o = cJSON_CreateObject();
+	results = cJSON_AddArrayToObject(o, "results");
+	cJSON_ArrayForEach(item, list) {
+		const cJSON *vid = cJSON_GetObjectItemCaseSensitive(item, "visit_id");
+		cJSON *answer, *res = cJSON_CreateObject();
+		int r = home_complete_item(node, conn, host, item, &answer);
+
+		if (r < 0) {
+			cJSON_Delete(answer);
+			cJSON_Delete(res);
+			cJSON_Delete(o);
+			*ret_status = 503;
+			*ret_body = home_error_body("unavailable", "database unavailable; retry");
+			return;
+		}
+		cJSON_AddStringToObject(res, "visit_id", cJSON_IsString(vid) ?
+		    vid->valuestring : "");
+		cJSON_AddNumberToObject(res, "status", r);
+		cJSON_AddItemToObject(res, "answer", answer);
+		cJSON_AddItemToArray(results, res);
+	}
+	*ret_status = 200;
+	*ret_body = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
 }

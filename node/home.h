@@ -45,10 +45,17 @@ int home_complete_visit(struct node *node, PGconn *conn, const char *host,
     const char *visit_id, const char *checked_in_at, const char *checked_out_at,
     int units, const char *completion, bool in_txn, bool *ret_already);
 
-/* Federation handlers: POST /federation/v1/authorize and /complete. */
+/*
+ * Federation handlers: POST /federation/v1/authorize, /complete and
+ * /completions (up to HOME_BATCH_MAX completions, one answer each).  The
+ * completion handlers run inside the caller's transaction.
+ */
+#define HOME_BATCH_MAX 200
 void home_authorize(struct node *node, PGconn *conn, const char *host,
     const cJSON *req, int *ret_status, char **ret_body);
 void home_complete(struct node *node, PGconn *conn, const char *host,
+    const cJSON *req, int *ret_status, char **ret_body);
+void home_complete_batch(struct node *node, PGconn *conn, const char *host,
     const cJSON *req, int *ret_status, char **ret_body);
 
 /* {"error": ..., "detail": ...} as a malloc'ed string. */

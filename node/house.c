@@ -71,42 +71,27 @@ house_hours_text(PGconn *conn, char *out, size_t len)
 }
 
 int
-house_check_open(const struct config *cfg, PGconn *conn, char *reason, size_t len)
+house_open_from_row(PGconn *conn, PGresult *res, int row, int col, char *reason,
+    size_t len)
 {
-	const char *params[1] = { cfg->timezone };
 	char hours[256];
-	PGresult *res;
-	int r = 0;
 
-	res = db_query(conn,
-	    "with l as (select (now() at time zone $1) as t)"
-	    " select (select count(*) from house_hours),"
-	    "  (select reason from house_closures where day = l.t::date),"
-	    "  h.opens is not null, l.t::time >= h.opens and l.t::time < h.closes,"
-	    "  to_char(h.opens, 'HH24:MI') || '-' || to_char(h.closes, 'HH24:MI')"
-	    " from l left join house_hours h"
-	    "  on h.weekday = extract(isodow from l.t)", 1, params);
-	if (res == NULL)
-		return -EIO;
-	if (!PQgetisnull(res, 0, 1)) {
-		const char *why = PQgetvalue(res, 0, 1);
+	if (!PQgetisnull(res, row, col + 1)) {
+		const char *why = PQgetvalue(res, row, col + 1);
 
 		snprintf(reason, len, "The space is closed today%s%s%s.",
 		    why[0] ? " (" : "", why, why[0] ? ")" : "");
-		r = 1;
-	} else if (strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
-		r = 0; /* no hours set: always open */
-	} else if (strcmp(PQgetvalue(res, 0, 2), "t") != 0 ||
-	    strcmp(PQgetvalue(res, 0, 3), "t") != 0) {
-		PQclear(res);
-		res = NULL;
-		if (house_hours_text(conn, hours, sizeof(hours)) < 0)
-			return -EIO;
-		snprintf(reason, len, "The space is closed now; opening hours: %s.", hours);
-		r = 1;
+		return 1;
 	}
-	PQclear(res);
-	return r;
+	if (strcmp(PQgetvalue(res, row, col), "0") == 0)
+		return 0; /* no hours set: always open */
+	if (strcmp(PQgetvalue(res, row, col + 2), "t") == 0 &&
+	    strcmp(PQgetvalue(res, row, col + 3), "t") == 0)
+		return 0;
+	if (house_hours_text(conn, hours, sizeof(hours)) < 0)
+		return -EIO;
+	snprintf(reason, len, "The space is closed now; opening hours: %s.", hours);
+	return 1;
 }
 
 int

@@ -17,10 +17,24 @@
 #include "config.h"
 
 /*
- * Is the space open now?  0 open, 1 closed (reason says when it opens, with
- * the hours), <0 database error.
+ * Is the space open now?  For statements that read it with other things in
+ * one round trip: HOUSE_OPEN_COLUMNS, with `l.t` the local time (now() at
+ * the space's time zone) and `house_hours h` joined on its weekday as in
+ * HOUSE_OPEN_FROM; then house_open_from_row() reads them from column col:
+ * 0 open, 1 closed (reason says when it opens, with the hours), <0 a
+ * database error (reading the hours for the reason).
  */
-int house_check_open(const struct config *cfg, PGconn *conn, char *reason, size_t len);
+#define HOUSE_OPEN_COLUMNS "(select count(*) from house_hours)," \
+    " (select reason from house_closures where day = l.t::date)," \
+    " h.opens is not null, l.t::time >= h.opens and l.t::time < h.closes"
+#define HOUSE_OPEN_NCOLUMNS 4
+#define HOUSE_OPEN_FROM "l left join house_hours h" \
+    " on h.weekday = extract(isodow from l.t)"
+int house_open_from_row(PGconn *conn, PGresult *res, int row, int col,
+    char *reason, size_t len);
+/* The capacity as a column (NULL when none is set). */
+#define HOUSE_CAPACITY_COLUMN \
+    "(select value from house_settings where name = 'capacity')"
 
 /* Seats: *ret is -1 when no capacity is set. */
 int house_capacity(PGconn *conn, int *ret);

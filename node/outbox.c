@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
 #include "db.h"
 #include "log.h"
 #include "outbox.h"
@@ -32,14 +30,17 @@ outbox_path(const char *kind)
 
 int
 outbox_add(PGconn *conn, const char *peer, const char *kind,
-    const char *visit_id, const char *member, const char *payload, char *ret_id,
-    size_t idlen)
+    const char *visit_id, const char *member, const char *payload, bool held,
+    char *ret_id, size_t idlen)
 {
-	const char *params[5] = { peer, kind, visit_id, payload, member };
+	const char *params[6] = { peer, kind, visit_id, payload, member,
+		held ? "t" : "f" };
 	PGresult *res;
 
-	res = db_query(conn, "insert into outbox (peer, kind, visit_id, payload, member)"
-	    " values ($1, $2, $3, $4, $5) returning id", 5, params);
+	res = db_query(conn, "insert into outbox (peer, kind, visit_id, payload, member,"
+	    " next_attempt_at) values ($1, $2, $3, $4, $5, now() + case when $6::boolean"
+	    " then interval '" OUTBOX_HOLD "' else interval '0' end) returning id",
+	    6, params);
 	if (res == NULL)
 		return -EIO;
 	if (ret_id != NULL)
@@ -48,80 +49,232 @@ outbox_add(PGconn *conn, const char *peer, const char *kind,
 	return 0;
 }
 
-/* Sends one claimed row; updates it in the open transaction. */
+/* The claimed rows: id, peer, kind, visit_id, payload, attempts. */
+#define OUTBOX_CLAIM_COLUMNS "select id, peer, kind, visit_id, payload, attempts" \
+    " from outbox o where delivered_at is null and failed_at is null" \
+    /* In order per member: an earlier message about them goes first. */ \
+    " and not exists (select 1 from outbox e where e.peer = o.peer" \
+    "  and e.member = o.member and e.id < o.id and e.delivered_at is null" \
+    "  and e.failed_at is null)"
+
+/* Completions sent to a peer in one request: at most so many, so large. */
+#define OUTBOX_BATCH_MAX 64
+#define OUTBOX_BATCH_BYTES 48000
+
+/* The ids of rows, as a PostgreSQL array literal. */
+static char *
+outbox_ids(PGresult *res, const int *rows, int n)
+{
+	size_t cap = 3 + (size_t)n * 21, len = 0;
+	char *s = malloc(cap);
+
+	if (s == NULL)
+		return NULL;
+	s[len++] = '{';
+	for (int i = 0; i < n; i++)
+		len += (size_t)snprintf(s + len, cap - len, "%s%s", i > 0 ? "," : "",
+		    PQgetvalue(res, rows[i], 0));
+	snprintf(s + len, cap - len, "}");
+	return s;
+}
+
+/*
+ * What came of sending rows: delivered, refused for good (a peer's 4xx,
+ * error says why) or to be tried again later (exponential backoff with
+ * full jitter, at most five minutes), in the open transaction.
+ */
+enum outbox_outcome { OUTBOX_DELIVERED, OUTBOX_REFUSED, OUTBOX_RETRY };
+
+static int
+outbox_mark(PGconn *conn, PGresult *res, const int *rows, int n,
+    enum outbox_outcome outcome, const char *error, bool commit)
+{
+	static const char *const sql[] = {
+		[OUTBOX_DELIVERED] = "update outbox set delivered_at = now(),"
+		    " attempts = attempts + 1, last_error = null"
+		    " where id = any($1::bigint[])",
+		[OUTBOX_REFUSED] = "update outbox set failed_at = now(),"
+		    " attempts = attempts + 1, last_error = $2"
+		    " where id = any($1::bigint[])",
+		[OUTBOX_RETRY] = "update outbox set attempts = attempts + 1,"
+		    " last_error = $2, next_attempt_at = now() + make_interval(secs =>"
+		    "  1 + random() * least(300, power(2, least(attempts, 8) + 1)))"
+		    " where id = any($1::bigint[])",
+	};
+	char *ids = outbox_ids(res, rows, n);
+	const char *params[2] = { ids, error };
+	int r;
+
+	if (ids == NULL)
+		return -ENOMEM;
+	r = commit ? db_exec_commit(conn, sql[outcome], outcome ==
+	    OUTBOX_DELIVERED ? 1 : 2, params) :
+	    db_exec(conn, sql[outcome], outcome == OUTBOX_DELIVERED ? 1 : 2, params);
+	free(ids);
+	return r;
+}
+
+/* Calls peer, unless it is down and not due for a probe. */
+static int
+outbox_call(struct node *node, struct peer_client *pc, const char *peer,
+    const char *path, const char *body, const char *idem, struct peer_response *resp)
+{
+	const char *hdrs[2] = { idem, NULL };
+
+	/* A dead peer is not hammered: it is probed first, when its time comes. */
+	if (peer_is_down(peer) && !peer_probe(pc, peer, false)) {
+		memset(resp, 0, sizeof(*resp));
+		snprintf(resp->error, sizeof(resp->error), "%s is down (waiting to probe it)",
+		    peer);
+		return -EHOSTDOWN;
+	}
+	return peer_call(pc, peer, "POST", path, body, hdrs,
+	    (long)node_config(node)->peer_timeout_ms, resp);
+}
+
+/*
+ * Sends one claimed row and records the outcome in the open transaction
+ * (committing it when commit is set).  1 delivered, 0 not, <0 error.
+ */
 static int
 outbox_send(struct node *node, PGconn *conn, struct peer_client *pc,
-    PGresult *res, int row)
+    PGresult *res, int row, bool commit)
 {
-	const char *id = PQgetvalue(res, row, 0);
 	const char *peer = PQgetvalue(res, row, 1);
 	const char *kind = PQgetvalue(res, row, 2);
 	const char *visit_id = PQgetvalue(res, row, 3);
-	const char *payload = PQgetvalue(res, row, 4);
-	int attempts = atoi(PQgetvalue(res, row, 5));
 	const char *path = outbox_path(kind);
 	struct peer_response resp;
-	char idem[80], err[300], delay[32];
-	const char *hdrs[2] = { idem, NULL };
-	int r, delivered = 0;
+	enum outbox_outcome outcome;
+	char idem[80], err[300];
+	int r;
 
-	if (path == NULL) {
-		const char *p[2] = { id, "unknown message kind" };
-
-		db_exec(conn, "update outbox set failed_at = now(), last_error = $2"
-		    " where id = $1", 2, p);
-		return 0;
-	}
+	if (path == NULL)
+		return outbox_mark(conn, res, &row, 1, OUTBOX_REFUSED,
+		    "unknown message kind", commit);
 	/* The visit id is the key of an authorization (as when it was first sent). */
 	if (strcmp(kind, OUTBOX_AUTHORIZE) == 0)
 		snprintf(idem, sizeof(idem), "Idempotency-Key: %s", visit_id);
 	else
 		snprintf(idem, sizeof(idem), "Idempotency-Key: %s-%s", kind, visit_id);
-	/* A dead peer is not hammered: it is probed first, when its time comes. */
-	if (peer_is_down(peer) && !peer_probe(pc, peer, false)) {
-		r = -EHOSTDOWN;
-		memset(&resp, 0, sizeof(resp));
-		snprintf(resp.error, sizeof(resp.error), "%s is down (waiting to probe it)",
-		    peer);
-	} else {
-		r = peer_call(pc, peer, "POST", path, payload, hdrs,
-		    (long)node_config(node)->peer_timeout_ms, &resp);
-	}
+	r = outbox_call(node, pc, peer, path, PQgetvalue(res, row, 4), idem, &resp);
 	if (r == 0 && resp.status >= 200 && resp.status < 300) {
-		const char *p[1] = { id };
-
-		if (strcmp(kind, OUTBOX_AUTHORIZE) == 0)
-			r = visit_authorization_arrived(node, conn, visit_id, peer, resp.body);
-		if (r == 0)
-			r = db_exec(conn, "update outbox set delivered_at = now(),"
-			    " attempts = attempts + 1, last_error = null where id = $1", 1, p);
-		delivered = r == 0;
+		outcome = OUTBOX_DELIVERED;
+		if (strcmp(kind, OUTBOX_AUTHORIZE) == 0 &&
+		    visit_authorization_arrived(node, conn, visit_id, peer, resp.body) < 0) {
+			peer_response_clear(&resp);
+			return -EIO;
+		}
 	} else if (r == 0 && resp.status >= 400 && resp.status < 500) {
-		const char *p[2] = { id, err };
-
+		outcome = OUTBOX_REFUSED;
 		snprintf(err, sizeof(err), "HTTP %ld: %.200s", resp.status, resp.body);
-		log_warnx("outbox %s to %s refused for good: %s", id, peer, err);
-		r = db_exec(conn, "update outbox set failed_at = now(),"
-		    " attempts = attempts + 1, last_error = $2 where id = $1", 2, p);
+		log_warnx("outbox %s to %s refused for good: %s", PQgetvalue(res, row, 0),
+		    peer, err);
 	} else {
-		/* Exponential backoff with full jitter, at most five minutes. */
-		int64_t cap = attempts >= 8 ? 300 : (int64_t)1 << (attempts + 1);
-		const char *p[3] = { id, err, delay };
-
-		if (cap > 300)
-			cap = 300;
-		snprintf(delay, sizeof(delay), "%u",
-		    1000u + randombytes_uniform((uint32_t)cap * 1000u));
+		outcome = OUTBOX_RETRY;
 		if (r < 0)
 			snprintf(err, sizeof(err), "%s", resp.error);
 		else
 			snprintf(err, sizeof(err), "HTTP %ld", resp.status);
-		r = db_exec(conn, "update outbox set attempts = attempts + 1,"
-		    " last_error = $2, next_attempt_at = now()"
-		    "  + make_interval(secs => $3::int / 1000.0) where id = $1", 3, p);
 	}
 	peer_response_clear(&resp);
-	return r < 0 ? r : delivered;
+	r = outbox_mark(conn, res, &row, 1, outcome, outcome == OUTBOX_DELIVERED ?
+	    NULL : err, commit);
+	return r < 0 ? r : outcome == OUTBOX_DELIVERED;
+}
+
+/*
+ * Sends claimed completions for one peer in one request (POST
+ * /federation/v1/completions), each answered on its own; a peer that does
+ * not know the batch endpoint gets them one by one.  Returns how many were
+ * delivered, <0 on a database error.
+ */
+static int
+outbox_send_batch(struct node *node, PGconn *conn, struct peer_client *pc,
+    PGresult *res, const int *rows, int n)
+{
+	const char *peer = PQgetvalue(res, rows[0], 1);
+	int ok[OUTBOX_BATCH_MAX], nok = 0, delivered = 0, r;
+	struct peer_response resp;
+	char *ids, *body, idem[96], hash[65], err[300];
+	size_t cap = 32, len = 0;
+	cJSON *answer = NULL;
+	const cJSON *results;
+
+	if (n == 1)
+		return outbox_send(node, conn, pc, res, rows[0], false);
+	for (int i = 0; i < n; i++)
+		cap += (size_t)PQgetlength(res, rows[i], 4) + 1;
+	body = malloc(cap);
+	ids = outbox_ids(res, rows, n);
+	if (body == NULL || ids == NULL) {
+		free(body);
+		free(ids);
+		return -ENOMEM;
+	}
+	len = (size_t)snprintf(body, cap, "{\"completions\":[");
+	for (int i = 0; i < n; i++)
+		len += (size_t)snprintf(body + len, cap - len, "%s%s", i > 0 ? "," : "",
+		    PQgetvalue(res, rows[i], 4));
+	snprintf(body + len, cap - len, "]}");
+	/* The same messages make the same request, under the same key. */
+	util_sha256_hex(ids, strlen(ids), hash);
+	snprintf(idem, sizeof(idem), "Idempotency-Key: completions-%.40s", hash);
+	free(ids);
+	r = outbox_call(node, pc, peer, "/federation/v1/completions", body, idem, &resp);
+	free(body);
+	if (r == 0 && (resp.status == 404 || resp.status == 405 || resp.status == 413)) {
+		/* An older peer, or a smaller limit: one by one. */
+		peer_response_clear(&resp);
+		for (int i = 0; i < n; i++) {
+			r = outbox_send(node, conn, pc, res, rows[i], false);
+			if (r < 0)
+				return r;
+			delivered += r;
+		}
+		return delivered;
+	}
+	if (r == 0 && resp.status == 200)
+		answer = cJSON_Parse(resp.body);
+	results = cJSON_GetObjectItemCaseSensitive(answer, "results");
+	if (answer == NULL || cJSON_GetArraySize(results) != n) {
+		if (r < 0)
+			snprintf(err, sizeof(err), "%s", resp.error);
+		else
+			snprintf(err, sizeof(err), "HTTP %ld%s", resp.status,
+			    resp.status == 200 ? ": not one answer per completion" : "");
+		enum outbox_outcome outcome = r == 0 && resp.status >= 400 &&
+		    resp.status < 500 ? OUTBOX_REFUSED : OUTBOX_RETRY;
+
+		cJSON_Delete(answer);
+		peer_response_clear(&resp);
+		r = outbox_mark(conn, res, rows, n, outcome, err, false);
+		return r < 0 ? r : 0;
+	}
+	peer_response_clear(&resp);
+	for (int i = 0; i < n && r == 0; i++) {
+		const cJSON *item = cJSON_GetArrayItem(results, i);
+		const cJSON *st = cJSON_GetObjectItemCaseSensitive(item, "status");
+		int status = cJSON_IsNumber(st) ? st->valueint : 0;
+		char *a;
+
+		if (status >= 200 && status < 300) {
+			ok[nok++] = rows[i];
+			continue;
+		}
+		a = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(item, "answer"));
+		snprintf(err, sizeof(err), "HTTP %d: %.200s", status, a != NULL ? a : "");
+		free(a);
+		if (status >= 400 && status < 500)
+			log_warnx("outbox %s to %s refused for good: %s",
+			    PQgetvalue(res, rows[i], 0), peer, err);
+		r = outbox_mark(conn, res, &rows[i], 1, status >= 400 && status < 500 ?
+		    OUTBOX_REFUSED : OUTBOX_RETRY, err, false);
+	}
+	cJSON_Delete(answer);
+	if (r == 0 && nok > 0)
+		r = outbox_mark(conn, res, ok, nok, OUTBOX_DELIVERED, NULL, false);
+	return r < 0 ? r : nok;
 }
 
 int
@@ -134,23 +287,38 @@ outbox_deliver_one(struct node *node, PGconn *conn, struct peer_client *pc,
 
 	if (db_begin(conn) < 0)
 		return -EIO;
-	res = db_query(conn, "select id, peer, kind, visit_id, payload, attempts"
-	    " from outbox o where id = $1 and delivered_at is null and failed_at is null"
-	    " and not exists (select 1 from outbox e where e.peer = o.peer"
-	    "  and e.member = o.member and e.id < o.id and e.delivered_at is null"
-	    "  and e.failed_at is null)"
-	    " for update skip locked", 1, params);
+	res = db_query(conn, OUTBOX_CLAIM_COLUMNS " and id = $1 for update skip locked",
+	    1, params);
 	if (res == NULL) {
 		db_rollback(conn);
 		return -EIO;
 	}
-	r = PQntuples(res) == 1 ? outbox_send(node, conn, pc, res, 0) : 0;
+	if (PQntuples(res) == 1) {
+		r = outbox_send(node, conn, pc, res, 0, true);
+	} else {
+		r = db_commit(conn);
+	}
 	PQclear(res);
-	if (r < 0 || db_commit(conn) < 0) {
+	if (r < 0) {
 		db_rollback(conn);
 		return -EIO;
 	}
 	return r;
+}
+
+/* Claimed rows in the order they are sent: by peer, then as claimed. */
+struct outbox_claimed {
+	const char *peer;
+	int row;
+};
+
+static int
+outbox_by_peer(const void *a, const void *b)
+{
+	const struct outbox_claimed *x = a, *y = b;
+	int c = strcmp(x->peer, y->peer);
+
+	return c != 0 ? c : (x->row > y->row) - (x->row < y->row);
 }
 
 int
@@ -159,29 +327,64 @@ outbox_deliver_due(struct node *node, PGconn *conn, struct peer_client *pc,
 {
 	char lim[16];
 	const char *params[1] = { lim };
+	int batch[OUTBOX_BATCH_MAX], nbatch = 0, delivered = 0, r = 0, n;
+	struct outbox_claimed *order;
+	size_t bytes = 0;
 	PGresult *res;
-	int delivered = 0, r = 0;
 
 	snprintf(lim, sizeof(lim), "%d", limit);
 	if (db_begin(conn) < 0)
 		return -EIO;
-	res = db_query(conn, "select id, peer, kind, visit_id, payload, attempts"
-	    " from outbox o where delivered_at is null and failed_at is null"
-	    " and next_attempt_at <= now()"
-	    /* In order per member: an earlier message about them goes first. */
-	    " and not exists (select 1 from outbox e where e.peer = o.peer"
-	    "  and e.member = o.member and e.id < o.id and e.delivered_at is null"
-	    "  and e.failed_at is null)"
-	    " order by id limit $1 for update skip locked", 1, params);
+	/*
+	 * Oldest due first, along the outbox_due index (a backlog is not
+	 * sorted as a whole for each claim).
+	 */
+	res = db_query(conn, OUTBOX_CLAIM_COLUMNS " and next_attempt_at <= now()"
+	    " order by next_attempt_at, id limit $1 for update skip locked", 1, params);
 	if (res == NULL) {
 		db_rollback(conn);
 		return -EIO;
 	}
-	for (int i = 0; i < PQntuples(res) && r >= 0; i++) {
-		r = outbox_send(node, conn, pc, res, i);
-		if (r > 0)
-			delivered++;
+	/*
+	 * Grouped by peer, so that completions for one peer travel together;
+	 * a member has at most one message in a claim, so their order holds.
+	 */
+	n = PQntuples(res);
+	order = calloc((size_t)n + 1, sizeof(*order));
+	if (order == NULL) {
+		PQclear(res);
+		db_rollback(conn);
+		return -ENOMEM;
 	}
+	for (int i = 0; i < n; i++)
+		order[i] = (struct outbox_claimed){ PQgetvalue(res, i, 1), i };
+	qsort(order, (size_t)n, sizeof(*order), outbox_by_peer);
+	for (int k = 0; k <= n && r >= 0; k++) {
+		int i = order[k].row;
+		bool complete = k < n &&
+		    strcmp(PQgetvalue(res, i, 2), OUTBOX_COMPLETE) == 0;
+		size_t size = complete ? (size_t)PQgetlength(res, i, 4) : 0;
+
+		/* The batch so far goes when this row cannot join it. */
+		if (nbatch > 0 && (!complete || nbatch == OUTBOX_BATCH_MAX ||
+		    bytes + size > OUTBOX_BATCH_BYTES ||
+		    strcmp(PQgetvalue(res, i, 1), PQgetvalue(res, batch[0], 1)) != 0)) {
+			r = outbox_send_batch(node, conn, pc, res, batch, nbatch);
+			delivered += r > 0 ? r : 0;
+			nbatch = 0;
+			bytes = 0;
+		}
+		if (r < 0 || k == n)
+			break;
+		if (complete) {
+			batch[nbatch++] = i;
+			bytes += size;
+		} else {
+			r = outbox_send(node, conn, pc, res, i, false);
+			delivered += r > 0 ? r : 0;
+		}
+	}
+	free(order);
 	PQclear(res);
 	if (r < 0 || db_commit(conn) < 0) {
 		db_rollback(conn);

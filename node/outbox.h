@@ -25,10 +25,13 @@
 /*
  * Queues payload for peer in the caller's transaction; ret_id gets its id.
  * Messages about one member (pseudonym) are delivered in the order queued.
+ * held: the caller delivers it itself right after committing
+ * (outbox_deliver_one), so the couriers leave it for OUTBOX_HOLD first.
  */
+#define OUTBOX_HOLD "10 seconds"
 int outbox_add(PGconn *conn, const char *peer, const char *kind,
-    const char *visit_id, const char *member, const char *payload, char *ret_id,
-    size_t idlen);
+    const char *visit_id, const char *member, const char *payload, bool held,
+    char *ret_id, size_t idlen);
 
 /* Delivers message id now if it is still due: 1 delivered, 0 not, <0 error. */
 int outbox_deliver_one(struct node *node, PGconn *conn, struct peer_client *pc,

@@ -24,41 +24,44 @@ terms_defaults(const struct config *cfg, struct terms *t)
 	t->is_default = true;
 }
 
-static const char terms_columns[] =
-    "host_accept, host_rate_cents, currency, coalesce(host_monthly_cap, -1),"
-    " host_offline_allowance, home_allow_roaming, home_ticket_per_unit,"
-    " to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-    " updated_by, peer";
-
+/* Reads the TERMS_COLUMNS that start at column col of row. */
 static void
-terms_read(PGresult *res, int row, struct terms *t)
+terms_read(PGresult *res, int row, int col, struct terms *t)
 {
 	memset(t, 0, sizeof(*t));
-	t->host_accept = strcmp(PQgetvalue(res, row, 0), "t") == 0;
-	t->rate_cents = atoi(PQgetvalue(res, row, 1));
-	util_strlcpy(t->currency, PQgetvalue(res, row, 2), sizeof(t->currency));
-	t->host_monthly_cap = atoi(PQgetvalue(res, row, 3));
-	t->offline_allowance = atoi(PQgetvalue(res, row, 4));
-	t->allow_roaming = strcmp(PQgetvalue(res, row, 5), "t") == 0;
-	t->ticket_per_unit = strcmp(PQgetvalue(res, row, 6), "t") == 0;
-	util_strlcpy(t->updated_at, PQgetvalue(res, row, 7), sizeof(t->updated_at));
-	util_strlcpy(t->updated_by, PQgetvalue(res, row, 8), sizeof(t->updated_by));
+	t->host_accept = strcmp(PQgetvalue(res, row, col + 0), "t") == 0;
+	t->rate_cents = atoi(PQgetvalue(res, row, col + 1));
+	util_strlcpy(t->currency, PQgetvalue(res, row, col + 2), sizeof(t->currency));
+	t->host_monthly_cap = atoi(PQgetvalue(res, row, col + 3));
+	t->offline_allowance = atoi(PQgetvalue(res, row, col + 4));
+	t->allow_roaming = strcmp(PQgetvalue(res, row, col + 5), "t") == 0;
+	t->ticket_per_unit = strcmp(PQgetvalue(res, row, col + 6), "t") == 0;
+	util_strlcpy(t->updated_at, PQgetvalue(res, row, col + 7), sizeof(t->updated_at));
+	util_strlcpy(t->updated_by, PQgetvalue(res, row, col + 8), sizeof(t->updated_by));
+}
+
+void
+terms_from_row(const struct config *cfg, PGresult *res, int row, int col,
+    struct terms *ret)
+{
+	if (PQgetisnull(res, row, col + TERMS_PEER_COLUMN))
+		terms_defaults(cfg, ret);
+	else
+		terms_read(res, row, col, ret);
 }
 
 int
 terms_get(const struct config *cfg, PGconn *conn, const char *peer, struct terms *ret)
 {
 	const char *params[1] = { peer };
-	char sql[512];
 	PGresult *res;
 
-	snprintf(sql, sizeof(sql), "select %s from peer_terms where peer = $1",
-	    terms_columns);
-	res = db_query(conn, sql, 1, params);
+	res = db_query(conn, "select " TERMS_COLUMNS " from peer_terms t"
+	    " where peer = $1", 1, params);
 	if (res == NULL)
 		return -EIO;
 	if (PQntuples(res) == 1)
-		terms_read(res, 0, ret);
+		terms_read(res, 0, 0, ret);
 	else
 		terms_defaults(cfg, ret);
 	PQclear(res);
@@ -140,21 +143,20 @@ terms_json(const char *peer, const struct terms *t)
 int
 terms_list(const struct config *cfg, PGconn *conn, cJSON **ret)
 {
-	char sql[512];
 	PGresult *res;
 	cJSON *a;
 
 	(void)cfg;
-	snprintf(sql, sizeof(sql), "select %s from peer_terms order by peer", terms_columns);
-	res = db_query(conn, sql, 0, NULL);
+	res = db_query(conn, "select " TERMS_COLUMNS " from peer_terms t order by peer",
+	    0, NULL);
 	if (res == NULL)
 		return -EIO;
 	a = cJSON_CreateArray();
 	for (int i = 0; i < PQntuples(res); i++) {
 		struct terms t;
 
-		terms_read(res, i, &t);
-		cJSON_AddItemToArray(a, terms_json(PQgetvalue(res, i, 9), &t));
+		terms_read(res, i, 0, &t);
+		cJSON_AddItemToArray(a, terms_json(PQgetvalue(res, i, TERMS_PEER_COLUMN), &t));
 	}
 	PQclear(res);
 	*ret = a;

@@ -34,6 +34,21 @@ struct terms {
 int terms_get(const struct config *cfg, PGconn *conn, const char *peer,
     struct terms *ret);
 
+/*
+ * For statements that read the terms with other things in one round trip:
+ * the columns of `peer_terms t` (a left join), and how to read them from
+ * column col of a row (the defaults when the join found no row).
+ */
+#define TERMS_COLUMNS "t.host_accept, t.host_rate_cents, t.currency," \
+    " coalesce(t.host_monthly_cap, -1), t.host_offline_allowance," \
+    " t.home_allow_roaming, t.home_ticket_per_unit," \
+    " to_char(t.updated_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')," \
+    " t.updated_by, t.peer"
+#define TERMS_NCOLUMNS 10
+#define TERMS_PEER_COLUMN 9
+void terms_from_row(const struct config *cfg, PGresult *res, int row, int col,
+    struct terms *ret);
+
 /* Stores the terms with peer (audited as actor). */
 int terms_set(PGconn *conn, const char *peer, const struct terms *t, const char *actor);
 

@@ -14,6 +14,9 @@
 #include <cjson/cJSON.h>
 
 #define UTIL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+/* A macro's value as a string literal. */
+#define UTIL_STR(x) UTIL_STR_(x)
+#define UTIL_STR_(x) #x
 
 /* Copies at most size - 1 bytes and always terminates; returns strlen(src). */
 size_t util_strlcpy(char *dst, const char *src, size_t size);

@@ -160,9 +160,10 @@ out:
 	cJSON_Delete(o);
 }
 
+/* Writes the visit's row (and commits the transaction when commit is set). */
 static int
 visit_store_host(PGconn *conn, const char *sql, const struct visit_decision *d,
-    const struct pass_claims *c, const char *status)
+    const struct pass_claims *c, const char *status, bool commit)
 {
 	char tickets[16], rate[16];
 	const char *params[13];
@@ -182,7 +183,8 @@ visit_store_host(PGconn *conn, const char *sql, const struct visit_decision *d,
 	params[10] = d->tickets_left >= 0 ? tickets : NULL;
 	params[11] = d->rate_cents >= 0 ? rate : NULL;
 	params[12] = d->rate_cents >= 0 ? d->currency : NULL;
-	return db_exec(conn, sql, 13, params);
+	return commit ? db_exec_commit(conn, sql, 13, params) :
+	    db_exec(conn, sql, 13, params);
 }
 
 static const char visit_insert_sql[] =
@@ -199,38 +201,80 @@ static const char visit_update_sql[] =
 #define VISIT_SEATS_LOCK "select pg_advisory_xact_lock(7405637113)"
 
 /*
- * The house rules, inside the caller's transaction (seats locked): hours,
- * seats (open and pending visits both hold one), and for a visitor the
- * monthly cap of units the terms grant.  0 allowed, 1 refused (d says why).
+ * What a check-in reads before it writes, in one statement outside any
+ * transaction: the terms with the member's home, whether the home revoked
+ * the pass, the seats, the visitor's units this month (when the terms cap
+ * them), whether messages about the member still wait for the home, and the
+ * opening hours.  $1 time zone, $2 home, $3 jti, $4 pseudonym, $5 the
+ * default monthly cap, $6 whether the member is a visitor.
  */
-static int
-visit_house_rules(struct node *node, PGconn *conn, const struct pass_claims *c,
-    const struct terms *t, struct visit_decision *d)
+enum {
+	VP_TERMS = 0, VP_REVOKED = TERMS_NCOLUMNS, VP_CAPACITY, VP_USED, VP_WAITING,
+	VP_OPEN
+};
+static const char visit_precheck_sql[] =
+    "with l as (select (now() at time zone $1) as t)"
+    " select " TERMS_COLUMNS ","
+    "  exists (select 1 from peer_revocations r where r.home = $2 and r.jti = $3),"
+    "  " HOUSE_CAPACITY_COLUMN ","
+    "  case when $6::boolean and coalesce(t.host_monthly_cap, $5::int) >= 0 then"
+    "   (select coalesce(sum(case when v.status = 'closed' then v.units else 1 end), 0)"
+    "    from host_visits v where v.home = $2 and v.pseudonym = $4"
+    "    and v.status in ('open', 'closed')"
+    "    and v.checked_in_at >= date_trunc('month', l.t) at time zone $1) end,"
+    "  $6::boolean and exists (select 1 from outbox o where o.peer = $2"
+    "   and o.member = $4 and o.delivered_at is null and o.failed_at is null),"
+    "  " HOUSE_OPEN_COLUMNS
+    " from " HOUSE_OPEN_FROM
+    " left join peer_terms t on t.peer = $2";
+
+static PGresult *
+visit_precheck(struct node *node, PGconn *conn, const struct pass_claims *c,
+    bool visitor)
 {
 	const struct config *cfg = node_config(node);
-	char why[320];
-	int r, cap;
+	char cap[16];
+	const char *params[6] = { cfg->timezone, c->iss, c->jti, c->sub, cap,
+		visitor ? "t" : "f" };
 	PGresult *res;
 
-	r = house_check_open(cfg, conn, why, sizeof(why));
-	if (r < 0)
-		return r;
-	if (r == 1) {
-		visit_refuse(d, "closed", "%s", why);
-		return 1;
+	snprintf(cap, sizeof(cap), "%lld", (long long)cfg->terms_monthly_cap);
+	res = db_query(conn, visit_precheck_sql, 6, params);
+	if (res != NULL && PQntuples(res) != 1) {
+		PQclear(res);
+		res = NULL;
 	}
-	if (house_capacity(conn, &cap) < 0)
-		return -EIO;
+	return res;
+}
+
+/*
+ * The house rules, inside the caller's transaction, from the precheck row:
+ * hours, seats (open and pending visits both hold one: only a space with a
+ * number of seats serialises its check-ins, for the count and the pending
+ * row that holds the seat), and for a visitor the monthly cap of units the
+ * terms grant.  0 allowed, 1 refused (d says why), <0 a database error.
+ */
+static int
+visit_house_rules(PGconn *conn, PGresult *pre, const struct pass_claims *c,
+    const struct terms *t, struct visit_decision *d)
+{
+	char why[320];
+	int r, cap, used;
+	PGresult *res;
+
+	r = house_open_from_row(conn, pre, 0, VP_OPEN, why, sizeof(why));
+	if (r != 0) {
+		if (r == 1)
+			visit_refuse(d, "closed", "%s", why);
+		return r;
+	}
+	cap = PQgetisnull(pre, 0, VP_CAPACITY) ? -1 :
+	    atoi(PQgetvalue(pre, 0, VP_CAPACITY));
 	if (cap >= 0) {
 		int present;
 
-		/*
-		 * Only a space with a number of seats serialises its check-ins,
-		 * and only for the count and the pending row that holds the seat.
-		 */
 		if (db_exec(conn, VISIT_SEATS_LOCK, 0, NULL) < 0)
 			return -EIO;
-
 		res = db_query(conn, "select count(*) from host_visits"
 		    " where status in ('open', 'pending')", 0, NULL);
 		if (res == NULL)
@@ -244,18 +288,7 @@ visit_house_rules(struct node *node, PGconn *conn, const struct pass_claims *c,
 		}
 	}
 	if (t != NULL && t->host_monthly_cap >= 0) {
-		const char *params[3] = { c->iss, c->sub, cfg->timezone };
-		int used;
-
-		res = db_query(conn, "select coalesce(sum(case when status = 'closed'"
-		    " then units else 1 end), 0) from host_visits"
-		    " where home = $1 and pseudonym = $2 and status in ('open', 'closed')"
-		    " and checked_in_at >= date_trunc('month', now() at time zone $3)"
-		    "  at time zone $3", 3, params);
-		if (res == NULL)
-			return -EIO;
-		used = atoi(PQgetvalue(res, 0, 0));
-		PQclear(res);
+		used = atoi(PQgetvalue(pre, 0, VP_USED));
 		if (used >= t->host_monthly_cap) {
 			visit_refuse(d, "host_cap", "This visitor has used the %d half-days"
 			    " a month this space grants to members of %s.",
@@ -266,22 +299,6 @@ visit_house_rules(struct node *node, PGconn *conn, const struct pass_claims *c,
 	return 0;
 }
 
-/* Is this pass in the home's last published revocation list? */
-static int
-visit_revoked_by_list(PGconn *conn, const struct pass_claims *c)
-{
-	const char *params[2] = { c->iss, c->jti };
-	PGresult *res = db_query(conn, "select 1 from peer_revocations"
-	    " where home = $1 and jti = $2", 2, params);
-	int r;
-
-	if (res == NULL)
-		return -EIO;
-	r = PQntuples(res) > 0;
-	PQclear(res);
-	return r;
-}
-
 /* Our own member: the home's decision and the host's record in one. */
 static int
 visit_check_in_local(struct node *node, PGconn *conn, const char *token,
@@ -289,12 +306,19 @@ visit_check_in_local(struct node *node, PGconn *conn, const char *token,
 {
 	struct home_request hr = { .host = node_space_id(node), .visit_id = d->visit_id,
 		.token = token, .rate_cents = -1, .currency = NULL };
+	PGresult *pre;
 	char *body = NULL;
 	int status = 0, r;
 
-	if (db_begin(conn) < 0)
+	pre = visit_precheck(node, conn, c, false);
+	if (pre == NULL)
 		return -EIO;
-	r = visit_house_rules(node, conn, c, NULL, d);
+	if (db_begin(conn) < 0) {
+		PQclear(pre);
+		return -EIO;
+	}
+	r = visit_house_rules(conn, pre, c, NULL, d);
+	PQclear(pre);
 	if (r < 0)
 		goto fail;
 	if (r == 0) {
@@ -305,8 +329,7 @@ visit_check_in_local(struct node *node, PGconn *conn, const char *token,
 		free(body);
 		body = NULL;
 	}
-	if (visit_store_host(conn, visit_insert_sql, d, c, NULL) < 0 ||
-	    db_commit(conn) < 0)
+	if (visit_store_host(conn, visit_insert_sql, d, c, NULL, true) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -338,7 +361,8 @@ visit_authorize_body(const char *token, const struct visit_decision *d)
  */
 static int
 visit_ask_home(struct node *node, PGconn *conn, struct peer_client *pc,
-    const char *req, const struct pass_claims *c, struct visit_decision *d)
+    const char *req, const struct pass_claims *c, bool waiting,
+    struct visit_decision *d)
 {
 	const struct config *cfg = node_config(node);
 	struct peer_response resp;
@@ -356,7 +380,7 @@ visit_ask_home(struct node *node, PGconn *conn, struct peer_client *pc,
 	 * What the home has yet to hear about this member (the last visit's
 	 * check-out) goes first; if it cannot, this visit waits its turn too.
 	 */
-	if (outbox_flush_member(node, conn, pc, c->iss, c->sub) != 0) {
+	if (waiting && outbox_flush_member(node, conn, pc, c->iss, c->sub) != 0) {
 		log_info("visit %s: messages about this member still wait for %s;"
 		    " offline terms apply", d->visit_id, c->iss);
 		return 1;
@@ -420,7 +444,7 @@ visit_void(struct node *node, PGconn *conn, const char *visit_id, const char *ho
 	cJSON_Delete(o);
 	free(token);
 	r = payload != NULL ? outbox_add(conn, home, OUTBOX_COMPLETE, visit_id, sub,
-	    payload, NULL, 0) : -ENOMEM;
+	    payload, false, NULL, 0) : -ENOMEM;
 	free(payload);
 	return r;
 }
@@ -549,7 +573,7 @@ visit_offline(struct node *node, PGconn *conn, const char *req,
 		    " member's home space (%s) cannot be reached; it will be asked again"
 		    " and the visit confirmed.", c->iss);
 		return outbox_add(conn, c->iss, OUTBOX_AUTHORIZE, d->visit_id, c->sub, req,
-		    NULL, 0);
+		    false, NULL, 0);
 	}
 	visit_refuse(d, "home_unreachable", "The member's home space (%s) cannot be"
 	    " reached right now; try again in a moment.", c->iss);
@@ -564,6 +588,8 @@ visit_check_in(struct node *node, PGconn *conn, struct peer_client *pc,
 	struct node_directory *nd;
 	struct pass_claims claims;
 	struct terms t;
+	PGresult *pre;
+	bool waiting;
 	int pr, r;
 
 	memset(ret, 0, sizeof(*ret));
@@ -594,34 +620,31 @@ visit_check_in(struct node *node, PGconn *conn, struct peer_client *pc,
 	}
 
 	/* A visitor: our terms with the home, its revocations, the house rules. */
-	if (terms_get(cfg, conn, claims.iss, &t) < 0)
+	pre = visit_precheck(node, conn, &claims, true);
+	if (pre == NULL)
 		goto db_error;
+	terms_from_row(cfg, pre, 0, VP_TERMS, &t);
+	waiting = strcmp(PQgetvalue(pre, 0, VP_WAITING), "t") == 0;
 	ret->rate_cents = t.rate_cents;
 	util_strlcpy(ret->currency, t.currency, sizeof(ret->currency));
-	if (!t.host_accept) {
+	if (!t.host_accept)
 		visit_refuse(ret, "not_accepted", "This space does not accept members of"
 		    " %s (terms between the spaces).", claims.iss);
-	} else if ((r = visit_revoked_by_list(conn, &claims)) != 0) {
-		if (r < 0)
-			goto db_error;
+	else if (strcmp(PQgetvalue(pre, 0, VP_REVOKED), "t") == 0)
 		visit_refuse(ret, "revoked", "This pass has been revoked by its home space.");
-	}
-	if (db_begin(conn) < 0)
+	if (db_begin(conn) < 0) {
+		PQclear(pre);
 		goto db_error;
-	if (ret->reason_code[0] == '\0') {
-		r = visit_house_rules(node, conn, &claims, &t, ret);
-		if (r < 0) {
-			db_rollback(conn);
-			goto db_error;
-		}
 	}
+	r = ret->reason_code[0] == '\0' ?
+	    visit_house_rules(conn, pre, &claims, &t, ret) : 0;
+	PQclear(pre);
 	/*
 	 * A refusal of ours is recorded at once; an admission holds its seat
 	 * as a pending visit, durably, before the home is asked.
 	 */
-	if (visit_store_host(conn, visit_insert_sql, ret, &claims,
-	    ret->reason_code[0] == '\0' ? "pending" : NULL) < 0 ||
-	    db_commit(conn) < 0) {
+	if (r < 0 || visit_store_host(conn, visit_insert_sql, ret, &claims,
+	    ret->reason_code[0] == '\0' ? "pending" : NULL, true) < 0) {
 		db_rollback(conn);
 		goto db_error;
 	}
@@ -633,15 +656,15 @@ visit_check_in(struct node *node, PGconn *conn, struct peer_client *pc,
 
 		if (req == NULL)
 			goto db_error;
-		unreachable = visit_ask_home(node, conn, pc, req, &claims, ret);
+		unreachable = visit_ask_home(node, conn, pc, req, &claims, waiting, ret);
 		if (db_begin(conn) < 0) {
 			free(req);
 			goto db_error;
 		}
 		r = unreachable ? visit_offline(node, conn, req, &claims, &t, ret) : 0;
 		free(req);
-		if (r < 0 || visit_store_host(conn, visit_update_sql, ret, &claims, NULL) < 0 ||
-		    db_commit(conn) < 0) {
+		if (r < 0 || visit_store_host(conn, visit_update_sql, ret, &claims, NULL,
+		    true) < 0) {
 			db_rollback(conn);
 			goto db_error;
 		}
@@ -785,8 +808,13 @@ visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
 		cJSON_AddStringToObject(o, "completion", completion);
 		payload = cJSON_PrintUnformatted(o);
 		cJSON_Delete(o);
+		/*
+		 * This worker delivers it at once (below): the couriers leave it
+		 * alone for a while, so that they do not race it.
+		 */
 		r = payload != NULL ? outbox_add(conn, ret->home, OUTBOX_COMPLETE, visit_id,
-		    PQgetvalue(res, 0, 4), payload, outbox_id, sizeof(outbox_id)) : -ENOMEM;
+		    PQgetvalue(res, 0, 4), payload, pc != NULL, outbox_id,
+		    sizeof(outbox_id)) : -ENOMEM;
 		free(payload);
 	}
 	free(completion);
