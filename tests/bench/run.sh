@@ -49,6 +49,14 @@ if [ $# -eq 0 ]; then
 	sed -n '2,35p' "$0" >&2
 	exit 2
 fi
+# federation50 (or many): 50 spaces on one PostgreSQL server, random roaming
+# traffic, then every visit checked on both sides; it builds and sets up its
+# own federation (tests/bench/many.sh, which lists its variables), so it runs alone.
+case " $* " in
+*" federation50 "*|*" many "*)
+	[ $# -eq 1 ] || { echo "bench: federation50 runs alone" >&2; exit 2; }
+	exec "$src/tests/bench/many.sh" ;;
+esac
 scenarios=()
 for a in "$@"; do
 	case "$a" in

@@ -29,7 +29,7 @@ for r in rows:
         print(f"{r['label']:<16}{r['tps']:>10.1f}")
 print()
 print("CPU per request, microseconds (warm-up and drain included; from /proc and getrusage)")
-order = ["troquet", "troquet_pg", "cordee", "cordee_pg", "nginx", "loadgen"]
+order = ["troquet", "troquet_pg", "cordee", "cordee_pg", "nginx", "loadgen", "nodes", "pg", "driver"]
 cols = [c for c in order if any(c in (r.get("cpu_s") or {}) for r in rows)]
 print(f"{'figure':<16}" + "".join(f"{c:>12}" for c in cols) + f"{'total':>10}{'of 2 cores':>11}")
 for r in rows:
