@@ -665,7 +665,14 @@ http_request_cb(struct evhttp_request *req, void *arg)
 
 	if (job->priv->conn != NULL)
 		http_conn_attach(loop, job, evcon);
-	else
+	if (face->o.quick != NULL && face->o.quick(job, face->o.quick_arg)) {
+		if (job->priv->conn != NULL)
+			job->priv->conn->job = NULL;
+		http_send(loop, req, job);
+		http_job_free(job);
+		return;
+	}
+	if (job->priv->conn == NULL)
 		evhttp_connection_set_closecb(evcon, http_conn_closed_cb, job);
 	atomic_fetch_add(&loop->in_flight, 1);
 	if (http_pool_push(face->pool, job) < 0) {
@@ -760,6 +767,20 @@ http_listen_socket(const char *addr, int port_override, char *err, size_t errlen
 	if (r != 0) {
 		snprintf(err, errlen, "listen address '%s': %s", addr, gai_strerror(r));
 		return -EINVAL;
+	}
+	/*
+	 * The loops share the port with SO_REUSEPORT, which would also let us
+	 * share it, silently, with another process of the same user already
+	 * listening there: a first bind without it tells.
+	 */
+	if (port_override <= 0 && strcmp(port, "0") != 0) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			goto fail;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
+			goto fail;
+		close(fd);
 	}
 	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)

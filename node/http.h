@@ -96,6 +96,13 @@ struct http_face_options {
 	int timeout_seconds;
 	http_handler_fn handler;
 	void *handler_arg;
+	/*
+	 * When set, called on the loop thread first: it answers there what
+	 * needs neither the database nor any wait (returns true), sparing the
+	 * hand-over to a worker and back.
+	 */
+	bool (*quick)(struct http_job *job, void *arg);
+	void *quick_arg;
 	/* When set, every reply carries Passerelle-Directory-Serial. */
 	int64_t (*serial_fn)(void *arg);
 	void *serial_arg;
