@@ -96,19 +96,32 @@ peer_health_report(const char *space, bool ok, const char *error)
 	pthread_mutex_unlock(&peer_health_lock);
 }
 
-bool
-peer_is_down(const char *space)
+/* The peer's count of consecutive failures (0 for a peer never called). */
+static int
+peer_failures(const char *space)
 {
-	bool down = false;
+	int failures = 0;
 
 	pthread_mutex_lock(&peer_health_lock);
 	for (size_t i = 0; i < peer_nhealth; i++)
 		if (strcmp(peer_healths[i].space, space) == 0) {
-			down = peer_healths[i].failures >= PEER_DOWN_AFTER;
+			failures = peer_healths[i].failures;
 			break;
 		}
 	pthread_mutex_unlock(&peer_health_lock);
-	return down;
+	return failures;
+}
+
+bool
+peer_is_down(const char *space)
+{
+	return peer_failures(space) >= PEER_DOWN_AFTER;
+}
+
+bool
+peer_is_failing(const char *space)
+{
+	return peer_failures(space) > 0;
 }
 
 bool
@@ -158,10 +171,47 @@ peer_probe_due(const char *space, bool desk)
 }
 
 
+/*
+ * TLS sessions are shared by the node's peer clients (each worker has its
+ * own connections): a worker calling a peer for the first time, or again
+ * after the peer closed an idle connection, resumes a session another
+ * worker made instead of a full mutual-TLS handshake.  The peer's face
+ * still checks the certificate's space and pin on every request.
+ */
+static CURLSH *peer_share;
+static pthread_mutex_t peer_share_locks[CURL_LOCK_DATA_LAST];
+
+static void
+peer_share_lock(CURL *c, curl_lock_data data, curl_lock_access access, void *arg)
+{
+	(void)c;
+	(void)access;
+	(void)arg;
+	pthread_mutex_lock(&peer_share_locks[data]);
+}
+
+static void
+peer_share_unlock(CURL *c, curl_lock_data data, void *arg)
+{
+	(void)c;
+	(void)arg;
+	pthread_mutex_unlock(&peer_share_locks[data]);
+}
+
 static void
 peer_global_init(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&peer_share_locks[i], NULL);
+	peer_share = curl_share_init();
+	if (peer_share != NULL &&
+	    (curl_share_setopt(peer_share, CURLSHOPT_LOCKFUNC, peer_share_lock) != CURLSHE_OK ||
+	    curl_share_setopt(peer_share, CURLSHOPT_UNLOCKFUNC, peer_share_unlock) != CURLSHE_OK ||
+	    curl_share_setopt(peer_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK)) {
+		curl_share_cleanup(peer_share);
+		peer_share = NULL;
+	}
 }
 
 int
@@ -318,6 +368,8 @@ peer_call(struct peer_client *pc, const char *space_id, const char *method,
 	curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
 	curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, pin);
 	curl_easy_setopt(c, CURLOPT_MAXCONNECTS, 64L);
+	if (peer_share != NULL)
+		curl_easy_setopt(c, CURLOPT_SHARE, peer_share);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, peer_write_cb);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, ret);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, peer_header_cb);

@@ -61,6 +61,8 @@ int peer_fetch_url(struct peer_client *pc, const char *url, long timeout_ms,
  * outcome itself.  peer_is_down() is cheap and thread-safe.
  */
 bool peer_is_down(const char *space_id);
+/* Whether the last call (or calls) to the peer failed. */
+bool peer_is_failing(const char *space_id);
 /*
  * A peer called us, so it is alive: its failures are forgotten.  True when
  * it had failures (what waits for it in the outbox can be sent now).
