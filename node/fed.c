@@ -160,6 +160,44 @@ unavailable:
 	http_reply_error(job, 503, "unavailable", "database unavailable; retry");
 }
 
+/* GET /federation/v1/ping: who we are, and who the caller is to us. */
+static void
+fed_ping(struct http_job *job, struct node *node)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "space", node_space_id(node));
+	cJSON_AddStringToObject(o, "caller", job->peer_space);
+	http_reply_json(job, 200, o);
+}
+
+bool
+fed_quick(struct http_job *job, void *arg)
+{
+	struct node *node = arg;
+	struct node_directory *nd;
+	const struct directory_space *space = NULL;
+	bool ok;
+
+	/*
+	 * A ping from a known caller with nothing waiting for it: anything
+	 * else (an unknown caller, a peer coming back) goes to a worker.
+	 */
+	if (strcmp(job->path, "/federation/v1/ping") != 0 || !job->has_peer_cert ||
+	    job->peer_space[0] == '\0' || peer_is_failing(job->peer_space))
+		return false;
+	nd = node_directory_get(node);
+	if (nd != NULL)
+		space = directory_find_space(nd->dir, job->peer_space);
+	ok = space != NULL && directory_space_pinned(space, job->peer_spki_sha256);
+	node_directory_put(node, nd);
+	if (!ok)
+		return false;
+	node_directory_hint(node, job->peer_space, job->peer_directory_serial);
+	fed_ping(job, node);
+	return true;
+}
+
 void
 fed_handle(struct http_job *job, void *worker, void *arg)
 {
@@ -230,11 +268,7 @@ fed_handle(struct http_job *job, void *worker, void *arg)
 	    strcmp(job->path, "/federation/v1/balances") == 0) {
 		reconcile_fed_handle(job, w);
 	} else if (strcmp(job->path, "/federation/v1/ping") == 0) {
-		cJSON *o = cJSON_CreateObject();
-
-		cJSON_AddStringToObject(o, "space", node_space_id(w->node));
-		cJSON_AddStringToObject(o, "caller", job->peer_space);
-		http_reply_json(job, 200, o);
+		fed_ping(job, w->node);
 	} else {
 		http_reply_error(job, 404, "not_found", "no endpoint %s", job->path);
 	}

@@ -443,6 +443,8 @@ server_run(struct config *cfg)
 			.max_json_depth = (int)cfg->max_json_depth,
 			.timeout_seconds = (int)cfg->request_timeout,
 			.handler = fed_handle,
+			.quick = fed_quick,
+			.quick_arg = node,
 			.serial_fn = server_serial,
 			.serial_arg = node,
 		};
@@ -467,6 +469,7 @@ server_run(struct config *cfg)
 		o.ssl_ctx = NULL;
 		o.threads = 1;
 		o.handler = api_handle;
+		o.quick = NULL;
 		o.serial_fn = NULL;
 		if (http_face_new(&local, &o, local_pool, err, sizeof(err)) < 0) {
 			log_warnx("cannot start: local face: %s", err);

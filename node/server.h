@@ -25,6 +25,8 @@ int server_run(struct config *cfg);
 
 /* Face handlers (fed.c, api.c). */
 void fed_handle(struct http_job *job, void *worker, void *arg);
+/* What the federation face answers on its loop threads (http_face_options.quick). */
+bool fed_quick(struct http_job *job, void *arg);
 void api_handle(struct http_job *job, void *worker, void *arg);
 
 #endif
