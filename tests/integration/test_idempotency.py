@@ -168,6 +168,53 @@ def test_complete_needs_the_hosts_signature(shared):
                             " where visit_id = %s", visit) == (None,)
 
 
+def test_completions_in_one_batch_are_each_answered(shared):
+    """POST /federation/v1/completions: each completion recorded (or refused)
+    on its own, in order; a repeat of the batch is replayed; a malformed
+    batch records nothing."""
+    troquet, cordee = shared["troquet"], shared["cordee"]
+    members, visits = [], []
+    for _ in range(3):
+        member, token = cordee.member_with_pass(tickets=10)
+        visit = str(uuid.uuid4())
+        assert authorize(cordee, troquet, visit, token).json()["decision"] == "admit"
+        members.append(member)
+        visits.append(visit)
+    good = [report(troquet, cordee, v) for v in visits]
+    forged = dict(good[1], units=2)                 # not what troquet signed
+    unknown = report(troquet, cordee, str(uuid.uuid4()))
+    batch = {"completions": [good[0], forged, unknown, good[2]]}
+    key = {"Idempotency-Key": f"completions-{uuid.uuid4()}"}
+    r = cordee.fed_request(troquet, "POST", "/federation/v1/completions", batch,
+                           headers=key)
+    assert r.status == 200, r
+    results = r.json()["results"]
+    assert [x["status"] for x in results] == [200, 400, 404, 200], results
+    assert [x["visit_id"] for x in results] == [visits[0], visits[1],
+                                                unknown["visit_id"], visits[2]]
+    assert results[0]["answer"] == {"status": "recorded"}
+    assert results[1]["answer"]["error"] == "bad_completion"
+    assert results[2]["answer"]["error"] == "unknown_visit"
+    closed = [cordee.query_one("select units from home_visits where visit_id = %s",
+                               v) for v in visits]
+    assert closed == [(1,), (None,), (1,)], closed
+
+    again = cordee.fed_request(troquet, "POST", "/federation/v1/completions", batch,
+                               headers=key)
+    assert again.status == 200 and again.body == r.body, again
+    # The forged one, sent honestly later, is recorded then.
+    r = cordee.fed_request(troquet, "POST", "/federation/v1/completions",
+                           {"completions": [good[1], good[0]]})
+    assert [x["answer"]["status"] for x in r.json()["results"]] == \
+        ["recorded", "already_recorded"], r
+    for bad in ({"completions": []}, {"completions": good[0]}, {},
+                {"completions": [good[0]] * 201}):
+        r = cordee.fed_request(troquet, "POST", "/federation/v1/completions", bad)
+        assert r.status in (400, 413), (bad, r)
+    for m in members:
+        assert cordee.balance(m) == (9, 9)
+
+
 def test_complete_only_by_the_host_of_the_visit(federation):
     """A third space cannot close (or learn of) another host's visit."""
     f = federation(spaces=("troquet", "cordee", "grenoble"))
