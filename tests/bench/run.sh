@@ -22,7 +22,12 @@
 #   profile    perf (DWARF call graphs) of the nodes and their PostgreSQL
 #              over a check-in run at concurrency 16
 #   census     the SQL statements one check-in costs each PostgreSQL
+#   outbox     BENCH_BACKLOG [100000] completions waiting in the host's outbox
+#              (the home was down) drained to the live home; then verified
 #   all        everything above but profile and census, then the summary
+#   federation50  (alone; alias many) 50 spaces on one PostgreSQL server,
+#              random roaming, every visit checked on both sides
+#              (tests/bench/many.sh, which lists its variables)
 #
 # Each invocation builds its own two-space federation (troquet hosts, cordee
 # is the members' home) in a fresh folder, on free loopback ports, each node
@@ -46,7 +51,7 @@ members=${BENCH_MEMBERS:-60000}
 out=${BENCH_OUT:-$src/tests/artifacts/bench-$(date -u +%Y%m%dT%H%M%SZ)}
 
 if [ $# -eq 0 ]; then
-	sed -n '2,35p' "$0" >&2
+	sed -n '2,/^set /{/^set /!p;}' "$0" >&2
 	exit 2
 fi
 # federation50 (or many): 50 spaces on one PostgreSQL server, random roaming
@@ -60,9 +65,9 @@ esac
 scenarios=()
 for a in "$@"; do
 	case "$a" in
-	checkin|checkout|cycle|authorize|verify|sodium|nginx|pgbench|pgmix|directory|rss|profile|census) scenarios+=("$a") ;;
-	all) scenarios+=(rss verify directory pgbench nginx authorize checkin cycle pgmix) ;;
-	-h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+	checkin|checkout|cycle|authorize|verify|sodium|nginx|pgbench|pgmix|directory|rss|profile|census|outbox) scenarios+=("$a") ;;
+	all) scenarios+=(rss verify directory pgbench nginx authorize checkin cycle pgmix outbox) ;;
+	-h|--help) sed -n '2,/^set /{/^set /!p;}' "$0"; exit 0 ;;
 	*) echo "bench: unknown scenario '$a'" >&2; exit 2 ;;
 	esac
 done
@@ -566,6 +571,141 @@ scenario_profile() {
 	sed 's/^/  /' "$out/perf-by-dso.txt" | head -n 15
 	echo "  reports in $out/perf-*.txt (perf report -i $out/perf.data for more)"
 	reset_visits
+}
+
+# An outbox backlog drained to a live peer: the host is stopped, bench_backlog
+# writes BENCH_BACKLOG visits admitted by the home and checked out at the host
+# while the home was down (N signed completions waiting in the host's
+# outbox), then the host is started and timed from its launch until nothing
+# waits (a psql \watch every 0.1 s; BENCH_DRAIN_TIMEOUT bounds it), with the
+# CPU of both nodes and their PostgreSQL.  Then both ledgers are compared.
+scenario_outbox() {
+	local n=${BENCH_BACKLOG:-100000} limit=${BENCH_DRAIN_TIMEOUT:-300} user="" q waiting
+	local hpid pid wpids=() p t0 th="" tend="" left="" before after keep=() couriers line
+	[ "$(id -u)" -eq 0 ] && user="runuser -u postgres --"
+	couriers=$(sed -n 's/^[[:space:]]*couriers[[:space:]]*=[[:space:]]*\([0-9]*\).*/\1/p' \
+		"$work/troquet/passerelle.conf" | tail -n1)
+	couriers=${couriers:-2}
+	say "Outbox: $n completions waiting at troquet (cordee was down), drained by $couriers couriers"
+	hpid=$(cat "$work/troquet/pid")
+	kill -TERM "$hpid" && wait "$hpid" 2>/dev/null || true
+	for p in "${FED_PIDS[@]}"; do [ "$p" = "$hpid" ] || keep+=("$p"); done
+	rm -f "$work/troquet/pid"
+	"$bench_bin/bench_backlog" --host "$work/troquet/passerelle.conf" \
+		--home "$work/cordee/passerelle.conf" --count "$n" --ids "$work/backlog-ids.txt" |
+		sed 's/^/  /'
+	# Every 0.1 s whether anything waits (the first row on the outbox_due index:
+	# a count(*) of 100,000 rows costs 30-50 ms), every 2 s how many; each with
+	# the time of day and its own duration, taken when it is done.
+	q="extract(epoch from clock_timestamp()), %s, 1000 * extract(epoch from
+		clock_timestamp() - statement_timestamp())"
+	waiting="from outbox where delivered_at is null and failed_at is null"
+	printf "select $q;\n\\watch 0.1\n" "(select count(*) from (select 1 $waiting
+		order by next_attempt_at limit 1) s)" >"$work/drain.sql"
+	printf "select $q;\n\\watch 2\n" "(select count(*) $waiting)" >"$work/count.sql"
+	chmod 0644 "$work/drain.sql" "$work/count.sql"
+	before=$(cpu_snapshot)
+	t0=$EPOCHREALTIME
+	"$PASSERELLE_BIN" -c "$work/troquet/passerelle.conf" serve >>"$work/troquet/node.log" 2>&1 &
+	pid=$!
+	echo "$pid" >"$work/troquet/pid"
+	FED_PIDS=("${keep[@]}" "$pid")
+	until curl -fsS "http://127.0.0.1:$host_local/healthz" >/dev/null 2>&1; do
+		kill -0 "$pid" || { tail -n 20 "$work/troquet/node.log" >&2; return 1; }
+		sleep 0.05
+	done
+	th=$EPOCHREALTIME
+	for p in drain count; do
+		timeout "$limit" $user psql -X -q -At -F ' ' -h "$work/troquet/data/pg/run" \
+			-U passerelle -d passerelle -f "$work/$p.sql" >"$work/$p.txt" 2>&1 &
+		wpids+=($!)
+	done
+	while sleep 0.1; do
+		line=$(grep -E '^[0-9.]+ [0-9]+ [0-9.]+$' "$work/drain.txt" | tail -n1) || true
+		[ -n "$line" ] && read -r tend left _ <<<"$line"
+		[ "$left" = 0 ] && break
+		(( ${EPOCHREALTIME%.*} - ${t0%.*} >= limit )) && break
+	done
+	after=$(cpu_snapshot)
+	kill "${wpids[@]}" 2>/dev/null; wait "${wpids[@]}" 2>/dev/null || true
+	[ "$left" = 0 ] || { tend=$EPOCHREALTIME; left=$(fed_psql "$work" troquet "select count(*) $waiting"); }
+	grep -hE '^[0-9.]+ [0-9]+ [0-9.]+$' "$work/count.txt" >"$out/outbox-drain-c$couriers.txt" || true
+	echo "$tend $left 0" >>"$out/outbox-drain-c$couriers.txt"
+	# Both ledgers, for the comparison.
+	fed_psql "$work" troquet "select h.visit_id, h.units, md5(h.completion),
+		to_char(h.checked_out_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+		o.delivered_at is not null, o.failed_at is not null, o.attempts
+		from host_visits h join outbox o on o.visit_id = h.visit_id and o.kind = 'complete'" \
+		>"$work/ob-host.txt"
+	fed_psql "$work" cordee "select visit_id, decision, coalesce(units, -1), md5(completion),
+		to_char(checked_out_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+		from home_visits where host = 'troquet'" >"$work/ob-home.txt"
+	fed_psql "$work" cordee "select visit_id, reason, delta from ticket_movements
+		where visit_id is not null" >"$work/ob-moves.txt"
+	fed_psql "$work" cordee "select count(*) from members m left join (select member_id,
+		sum(delta) s from ticket_movements group by 1) t on t.member_id = m.id
+		where m.tickets <> coalesce(t.s, 0)" >"$work/ob-balances.txt"
+	fed_psql "$work" cordee "select count(*), coalesce(sum(repeats), 0) from idempotency_keys
+		where caller = 'troquet' and created_at >= to_timestamp($t0)" >"$work/ob-idem.txt"
+	/usr/bin/python3 - "$work" "$n" "$couriers" "$t0" "$th" "$tend" "${left:-$n}" \
+		"$before" "$after" "$work/drain.txt" "$work/count.txt" >>"$results" 2>"$work/ob-report.txt" <<'PY'
+import json, os, sys
+w, n, couriers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+t0, th, tend, left = float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7])
+b, a = json.loads(sys.argv[8]), json.loads(sys.argv[9])
+rows = lambda f: [l.split("|") for l in open(f"{w}/{f}").read().split("\n") if l]
+ids = open(f"{w}/backlog-ids.txt").read().split()
+host = {r[0]: r for r in rows("ob-host.txt")}
+home = {r[0]: r for r in rows("ob-home.txt")}
+moves = {}
+for v, reason, delta in rows("ob-moves.txt"):
+    moves.setdefault(v, []).append((reason, int(delta)))
+bad = {"missing": 0, "undelivered": 0, "failed": 0, "open_at_home": 0,
+       "units_or_completion_differ": 0, "debits_wrong": 0}
+attempts = {}
+for v in ids:
+    h, m = host.get(v), home.get(v)
+    if h is None or m is None or m[1] != "admit":
+        bad["missing"] += 1
+        continue
+    bad["undelivered"] += h[4] != "t"
+    bad["failed"] += h[5] == "t"
+    attempts[h[6]] = attempts.get(h[6], 0) + 1
+    if m[2] == "-1":
+        bad["open_at_home"] += 1
+    elif (h[1], h[2], h[3]) != (m[2], m[3], m[4]):
+        bad["units_or_completion_differ"] += 1
+    mv = moves.get(v, [])
+    bad["debits_wrong"] += [x for x in mv if x[0] != "visit_unit"] != [("visit", -1)]
+bad["balances_not_sum_of_movements"] = int(open(f"{w}/ob-balances.txt").read())
+keys, repeats = map(int, open(f"{w}/ob-idem.txt").read().split("|"))
+bad["idempotent_repeats"] = repeats
+drained = n - left
+elapsed = tend - t0
+d = {"scenario": "outbox", "label": f"outbox-c{couriers}", "messages": n, "drained": drained,
+     "couriers": couriers, "elapsed_s": round(elapsed, 3), "startup_s": round(th - t0, 3),
+     "rate": round(drained / elapsed, 1), "rate_after_startup": round(drained / (tend - th), 1),
+     "timed_out": left != 0, "wall_s": round(elapsed, 3), "loadavg_1m": os.getloadavg()[0],
+     "poll_s": round(sum(float(l.split()[2]) for f in sys.argv[10:] for l in open(f)
+                         if len(l.split()) == 3 and l[0].isdigit()) / 1000, 3),
+     "cpu_s": {k: round(a[k] - b.get(k, 0), 3) for k in a},
+     "verify": dict(bad, ok=not any(bad.values()) and left == 0, idempotency_keys=keys,
+                    attempts=attempts)}
+print(json.dumps(d))
+r = sys.stderr.write
+r(f"{drained} of {n} messages in {elapsed:.1f} s from the host's launch: {d['rate']:.0f}/s"
+  f"{' (TIMED OUT: partial rate)' if left else ''}; {d['rate_after_startup']:.0f}/s after"
+  f" it answered (+{th - t0:.1f} s)\n")
+if drained:
+    r("CPU per message, us: " + ", ".join(f"{k} {1e6 * v / drained:.0f}"
+                                          for k, v in d["cpu_s"].items()) +
+      f"; cores busy {100 * sum(d['cpu_s'].values()) / elapsed / os.cpu_count():.0f} %"
+      f" of {os.cpu_count()} (load average {d['loadavg_1m']:.1f}); the polls took"
+      f" {d['poll_s']:.2f} s of it\n")
+r(f"verification {'OK' if d['verify']['ok'] else 'FAILED'}: " +
+  ", ".join(f"{k} {v}" for k, v in d["verify"].items() if k != "ok") + "\n")
+PY
+	sed 's/^/  /' "$work/ob-report.txt"
 }
 
 summary() {

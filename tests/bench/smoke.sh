@@ -90,3 +90,22 @@ out=$("$BENCH_BIN_DIR/bench_verify" --iterations 200 --rounds 2 --json \
 echo "$out"
 echo "$out" | grep -q '"pass_verify_rate":' || fail "no verification figures"
 echo "ok - pass verification micro-benchmark"
+
+# A small outbox backlog (the home was down) drained to the live home.
+hpid=$(cat "$work/troquet/pid")
+kill -TERM "$hpid" && wait "$hpid" 2>/dev/null || true
+"$BENCH_BIN_DIR/bench_backlog" --host "$work/troquet/passerelle.conf" \
+	--home "$work/cordee/passerelle.conf" --count 200 >/dev/null || fail "cannot build a backlog"
+"$PASSERELLE_BIN" -c "$work/troquet/passerelle.conf" serve >>"$work/troquet/node.log" 2>&1 &
+FED_PIDS+=($!)
+for _ in $(seq 1 300); do
+	left=$(fed_psql "$work" troquet "select count(*) from outbox
+		where delivered_at is null and failed_at is null" 2>/dev/null) || left=x
+	[ "$left" = 0 ] && break
+	sleep 0.1
+done
+[ "$left" = 0 ] || fail "the outbox backlog was not drained ($left left)"
+closed=$(fed_psql "$work" cordee "select count(*) from home_visits
+	where host = 'troquet' and checked_out_at is not null and completion is not null")
+[ "$closed" -ge 200 ] || fail "only $closed visits closed at the home"
+echo "ok - an outbox backlog of 200 drained, $closed visits closed at the home"

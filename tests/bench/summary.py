@@ -87,3 +87,10 @@ for space in ("troquet", "cordee"):
         check(f"idle node resident memory ({space})",
               f"{r['rss_kb'] * 1024 / 1e6:.1f} MB ({r['rss_kb'] / 1024:.1f} MiB)", "<= 15 MB",
               r["rss_kb"] * 1024 <= 15e6)
+for r in rows:
+    if r.get("scenario") == "outbox" and r.get("drained"):
+        per = ", ".join(f"{k} {1e6 * v / r['drained']:.0f}" for k, v in r["cpu_s"].items())
+        print(f"{r['label']}: {r['drained']} of {r['messages']} in {r['elapsed_s']:.1f} s,"
+              f" CPU per message (us): {per}; verification {'OK' if r['verify']['ok'] else 'FAILED'}")
+        check(f"outbox backlog drained to a live peer ({r['couriers']} couriers)",
+              f"{r['rate']:.0f}/s", ">= 5000/s", r["rate"] >= 5000 and not r["timed_out"])
