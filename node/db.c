@@ -541,6 +541,8 @@ db_pipeline(PGconn *conn, const struct db_call *calls, int n, PGresult **ret)
 	PGresult *res;
 	char err[512];
 
+	/* A failure here has no SQLSTATE: none left from an earlier one. */
+	db_sqlstate[0] = '\0';
 	if (n < 1 || n > DB_PIPELINE_MAX || db_flush_begin(conn) < 0)
 		return -EIO;
 	for (int i = 0; i < n; i++) {
@@ -563,7 +565,11 @@ db_pipeline(PGconn *conn, const struct db_call *calls, int n, PGresult **ret)
 	if (!sent || PQpipelineSync(conn) != 1) {
 		db_note_failure(conn, NULL, err, sizeof(err));
 		log_warnx("query failed: %s", err);
-		(void)PQexitPipelineMode(conn);
+		if (PQexitPipelineMode(conn) != 1) {
+			/* Results still pending: start the session again. */
+			db_forget(conn);
+			PQreset(conn);
+		}
 		return -EIO;
 	}
 	for (int i = first; i < n; i++) {
@@ -593,7 +599,11 @@ db_pipeline(PGconn *conn, const struct db_call *calls, int n, PGresult **ret)
 		if (sync)
 			break;
 	}
-	(void)PQexitPipelineMode(conn);
+	if (PQexitPipelineMode(conn) != 1) {
+		db_forget(conn);
+		PQreset(conn);
+		r = -EIO;
+	}
 	if (r < 0)
 		for (int i = 0; i < n; i++) {
 			PQclear(ret[i]);
