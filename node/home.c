@@ -166,15 +166,19 @@ home_stored_answer(const char *stored_hash, const char *stored_body,
 }
 
 /*
- * Everything a decision reads, in one statement that locks the member: the
- * member and their pass, an answer already stored for this visit id, the
- * place they are checked in at, their roaming this month (when their plan
- * caps it), and the terms with the host.  What the subqueries read is as of
- * the statement's start: a concurrent decision for the same member or visit
- * that committed while this one waited for the lock is caught by the unique
- * indexes (home_visits' key, home_visits_one_open, one debit per visit)
- * when this one writes, and the decision is taken again.
+ * Everything a decision reads, in one round trip: the member's row is
+ * locked first (FOR UPDATE), then one statement reads the member and their
+ * pass, an answer already stored for this visit id, the place they are
+ * checked in at, their roaming this month (when their plan caps it), and
+ * the terms with the host.  Two statements in one pipeline: the read starts
+ * once the lock is held, so it sees what a concurrent decision about the
+ * same member committed while this one waited.  A concurrent request for
+ * the same visit id is caught by home_visits' key when this one writes,
+ * and the decision is taken again.
  */
+static const char home_lock_sql[] =
+    "select m.id from passes p join members m on m.id = p.member_id"
+    " where p.jti = $1 and m.pseudonym = $2 for update of m";
 enum {
 	HM_ID, HM_STATUS, HM_PLAN, HM_NAME, HM_TICKETS, HM_VALID, HM_REVOKED,
 	HM_FROM, HM_UNTIL, HM_ROAM_CAP, HM_STORED_HASH, HM_STORED_BODY, HM_OPEN_AT,
@@ -198,8 +202,7 @@ static const char home_member_sql[] =
     " from passes p join members m on m.id = p.member_id"
     " left join home_visits s on s.visit_id = $4::uuid"
     " left join peer_terms t on t.peer = $5"
-    " where p.jti = $1 and m.pseudonym = $2"
-    " for update of m";
+    " where p.jti = $1 and m.pseudonym = $2";
 
 /* The member's standing and plan, the roaming terms and caps, one place at a time. */
 static void
@@ -273,9 +276,16 @@ home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
 	a.tickets_left = -1;
 	a.admitted = true;
 
-	m = db_query(conn, home_member_sql, 6, params);
-	if (m == NULL)
-		return -EIO;
+	{
+		const struct db_call calls[2] = { { home_lock_sql, 2, params },
+			{ home_member_sql, 6, params } };
+		PGresult *res[2];
+
+		if (db_pipeline(conn, calls, 2, res) < 0)
+			return -EIO;
+		PQclear(res[0]);
+		m = res[1];
+	}
 	if (PQntuples(m) != 1) {
 		/* Nothing to record: no member of ours stands behind this pass. */
 		PQclear(m);
@@ -283,13 +293,13 @@ home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
 		    " space: ask the member for a new pass.");
 		*ret_status = 200;
 		*ret_body = home_answer_body(node, &a);
-		return commit ? db_commit(conn) : 0;
+		goto done;
 	}
 	if (home_stored_answer(PQgetisnull(m, 0, HM_STORED_HASH) ? NULL :
 	    PQgetvalue(m, 0, HM_STORED_HASH), PQgetvalue(m, 0, HM_STORED_BODY), hash,
 	    ret_status, ret_body)) {
 		PQclear(m);
-		return commit ? db_commit(conn) : 0;
+		goto done;
 	}
 	a.display_name = PQgetvalue(m, 0, HM_NAME);
 	a.plan = PQgetvalue(m, 0, HM_PLAN);
@@ -327,6 +337,14 @@ home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
 out:
 	PQclear(m);
 	return r;
+done:
+	/* Answered without a record: the transaction only ends. */
+	if (commit && db_commit(conn) < 0) {
+		free(*ret_body);
+		*ret_body = NULL;
+		return -EIO;
+	}
+	return 0;
 }
 
 /* The refusal of a pass that does not verify (not stored: nothing to record). */

@@ -299,7 +299,10 @@ visit_house_rules(PGconn *conn, PGresult *pre, const struct pass_claims *c,
 	return 0;
 }
 
-/* Our own member: the home's decision and the host's record in one. */
+/*
+ * Our own member: the home's decision and the host's record in one
+ * transaction, taken again when a concurrent one won (-EAGAIN).
+ */
 static int
 visit_check_in_local(struct node *node, PGconn *conn, const char *token,
     const struct pass_claims *c, struct visit_decision *d)
@@ -308,34 +311,41 @@ visit_check_in_local(struct node *node, PGconn *conn, const char *token,
 		.token = token, .rate_cents = -1, .currency = NULL };
 	PGresult *pre;
 	char *body = NULL;
-	int status = 0, r;
+	int status = 0, r = -EIO;
 
 	pre = visit_precheck(node, conn, c, false);
 	if (pre == NULL)
 		return -EIO;
-	if (db_begin(conn) < 0) {
-		PQclear(pre);
-		return -EIO;
-	}
-	r = visit_house_rules(conn, pre, c, NULL, d);
-	PQclear(pre);
-	if (r < 0)
-		goto fail;
-	if (r == 0) {
-		r = home_decide(node, conn, &hr, true, &status, &body);
-		if (r < 0 || status != 200)
-			goto fail;
-		visit_read_answer(node, body, c->iss, d);
+	for (int attempt = 0; attempt < 3; attempt++) {
+		if (db_begin(conn) < 0)
+			break;
+		r = visit_house_rules(conn, pre, c, NULL, d);
+		if (r == 0) {
+			r = home_decide(node, conn, &hr, true, &status, &body);
+			if (r == 0 && status != 200)
+				r = -EIO;
+			if (r == 0) {
+				visit_read_answer(node, body, c->iss, d);
+				free(body);
+				body = NULL;
+			}
+		}
+		if (r >= 0 && visit_store_host(conn, visit_insert_sql, d, c, NULL,
+		    true) == 0) {
+			r = 0;
+			break;
+		}
 		free(body);
 		body = NULL;
+		db_rollback(conn);
+		if (r != -EAGAIN) {
+			r = -EIO;
+			break;
+		}
+		r = -EIO;
 	}
-	if (visit_store_host(conn, visit_insert_sql, d, c, NULL, true) < 0)
-		goto fail;
-	return 0;
-fail:
-	free(body);
-	db_rollback(conn);
-	return -EIO;
+	PQclear(pre);
+	return r;
 }
 
 /* The authorization request for a visit (sent now, or later by the outbox). */
@@ -711,7 +721,7 @@ visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
     size_t errlen)
 {
 	const struct config *cfg = node_config(node);
-	char half[32], outbox_id[32] = "", *completion;
+	char half[32], outbox_id[32] = "", member[64] = "", *completion;
 	bool disputed;
 	const char *params[3];
 	PGresult *res;
@@ -815,15 +825,19 @@ visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
 		r = payload != NULL ? outbox_add(conn, ret->home, OUTBOX_COMPLETE, visit_id,
 		    PQgetvalue(res, 0, 4), payload, pc != NULL, outbox_id,
 		    sizeof(outbox_id)) : -ENOMEM;
+		util_strlcpy(member, PQgetvalue(res, 0, 4), sizeof(member));
 		free(payload);
 	}
 	free(completion);
 	PQclear(res);
 	if (r < 0 || db_commit(conn) < 0)
 		goto db_error_rollback;
-	/* Deliver now if the home answers; the outbox keeps it otherwise. */
+	/*
+	 * Deliver now if the home answers, after anything about this member
+	 * that still waits for it; the outbox keeps it otherwise.
+	 */
 	if (outbox_id[0] != '\0' && pc != NULL)
-		ret->reported = outbox_deliver_one(node, conn, pc, outbox_id) == 1;
+		ret->reported = outbox_flush_member(node, conn, pc, ret->home, member) == 0;
 	return 0;
 
 db_error_rollback:

@@ -186,3 +186,35 @@ def test_concurrent_authorizations_debit_once(shared):
     assert len(admitted) == 1, results
     assert all(r[2] == "already_checked_in" for r in results if r[1] != "admit"), results
     assert cordee.balance(member) == (9, 9)
+
+
+def test_concurrent_local_checkins_admit_once(shared):
+    """Several desks of the member's own space scan the pass at once (no
+    seats set, so nothing queues them but the member's lock): one admission,
+    the others refused as already checked in, never a database error."""
+    import threading
+
+    cordee = shared["cordee"]
+    staff = cordee.staff_token("concierge")
+    for _ in range(10):
+        member, token = cordee.member_with_pass(tickets=10)
+        results = []
+        barrier = threading.Barrier(4)
+
+        def go():
+            barrier.wait()
+            r = cordee.checkin(token, staff=staff)
+            results.append((r.status, r.json().get("decision"),
+                            r.json().get("reason_code")))
+
+        threads = [threading.Thread(target=go) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert len(results) == 4, results
+        admitted = [r for r in results if r[1] == "admit"]
+        assert len(admitted) == 1, results
+        assert all(r[2] == "already_checked_in" for r in results
+                   if r[1] != "admit"), results
+        assert cordee.balance(member) == (9, 9)
