@@ -196,7 +196,7 @@ outbox_send_batch(struct node *node, PGconn *conn, struct peer_client *pc,
 	const char *peer = PQgetvalue(res, rows[0], 1);
 	int ok[OUTBOX_BATCH_MAX], nok = 0, delivered = 0, r;
 	struct peer_response resp;
-	char *ids, *body, idem[96], hash[65], err[300];
+	char *body, idem[96], hash[65], err[300];
 	size_t cap = 32, len = 0;
 	cJSON *answer = NULL;
 	const cJSON *results;
@@ -206,25 +206,28 @@ outbox_send_batch(struct node *node, PGconn *conn, struct peer_client *pc,
 	for (int i = 0; i < n; i++)
 		cap += (size_t)PQgetlength(res, rows[i], 4) + 1;
 	body = malloc(cap);
-	ids = outbox_ids(res, rows, n);
-	if (body == NULL || ids == NULL) {
-		free(body);
-		free(ids);
+	if (body == NULL)
 		return -ENOMEM;
-	}
 	len = (size_t)snprintf(body, cap, "{\"completions\":[");
 	for (int i = 0; i < n; i++)
 		len += (size_t)snprintf(body + len, cap - len, "%s%s", i > 0 ? "," : "",
 		    PQgetvalue(res, rows[i], 4));
 	snprintf(body + len, cap - len, "]}");
-	/* The same messages make the same request, under the same key. */
-	util_sha256_hex(ids, strlen(ids), hash);
+	/*
+	 * The key is the request's own digest: the same messages make the
+	 * same request under the same key, and no other request can meet it
+	 * (outbox ids start again in a database made anew).
+	 */
+	util_sha256_hex(body, strlen(body), hash);
 	snprintf(idem, sizeof(idem), "Idempotency-Key: completions-%.40s", hash);
-	free(ids);
 	r = outbox_call(node, pc, peer, "/federation/v1/completions", body, idem, &resp);
 	free(body);
-	if (r == 0 && (resp.status == 404 || resp.status == 405 || resp.status == 413)) {
-		/* An older peer, or a smaller limit: one by one. */
+	if (r == 0 && resp.status >= 400 && resp.status < 500) {
+		/*
+		 * The batch as a whole refused (an older peer without the
+		 * endpoint, a smaller body limit): one by one, each message
+		 * getting its own answer.
+		 */
 		peer_response_clear(&resp);
 		for (int i = 0; i < n; i++) {
 			r = outbox_send(node, conn, pc, res, rows[i], false);
@@ -243,12 +246,9 @@ outbox_send_batch(struct node *node, PGconn *conn, struct peer_client *pc,
 		else
 			snprintf(err, sizeof(err), "HTTP %ld%s", resp.status,
 			    resp.status == 200 ? ": not one answer per completion" : "");
-		enum outbox_outcome outcome = r == 0 && resp.status >= 400 &&
-		    resp.status < 500 ? OUTBOX_REFUSED : OUTBOX_RETRY;
-
 		cJSON_Delete(answer);
 		peer_response_clear(&resp);
-		r = outbox_mark(conn, res, rows, n, outcome, err, false);
+		r = outbox_mark(conn, res, rows, n, OUTBOX_RETRY, err, false);
 		return r < 0 ? r : 0;
 	}
 	peer_response_clear(&resp);
