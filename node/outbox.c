@@ -89,27 +89,30 @@ static int
 outbox_mark(PGconn *conn, PGresult *res, const int *rows, int n,
     enum outbox_outcome outcome, const char *error, bool commit)
 {
-	static const char *const sql[] = {
+	static const char *const set[] = {
 		[OUTBOX_DELIVERED] = "update outbox set delivered_at = now(),"
-		    " attempts = attempts + 1, last_error = null"
-		    " where id = any($1::bigint[])",
+		    " attempts = attempts + 1, last_error = null",
 		[OUTBOX_REFUSED] = "update outbox set failed_at = now(),"
-		    " attempts = attempts + 1, last_error = $2"
-		    " where id = any($1::bigint[])",
+		    " attempts = attempts + 1, last_error = $2",
 		[OUTBOX_RETRY] = "update outbox set attempts = attempts + 1,"
 		    " last_error = $2, next_attempt_at = now() + make_interval(secs =>"
-		    "  1 + random() * least(300, power(2, least(attempts, 8) + 1)))"
-		    " where id = any($1::bigint[])",
+		    "  1 + random() * least(300, power(2, least(attempts, 8) + 1)))",
 	};
-	char *ids = outbox_ids(res, rows, n);
+	/*
+	 * One row by its key, or an array of them.  (PostgreSQL plans the
+	 * array form anew at every execution; a check-out marks one row.)
+	 */
+	char *ids = n == 1 ? strdup(PQgetvalue(res, rows[0], 0)) : outbox_ids(res, rows, n);
 	const char *params[2] = { ids, error };
-	int r;
+	int nparams = outcome == OUTBOX_DELIVERED ? 1 : 2, r;
+	char sql[512];
 
 	if (ids == NULL)
 		return -ENOMEM;
-	r = commit ? db_exec_commit(conn, sql[outcome], outcome ==
-	    OUTBOX_DELIVERED ? 1 : 2, params) :
-	    db_exec(conn, sql[outcome], outcome == OUTBOX_DELIVERED ? 1 : 2, params);
+	snprintf(sql, sizeof(sql), "%s where id = %s", set[outcome],
+	    n == 1 ? "$1::bigint" : "any($1::bigint[])");
+	r = commit ? db_exec_commit(conn, sql, nparams, params) :
+	    db_exec(conn, sql, nparams, params);
 	free(ids);
 	return r;
 }
