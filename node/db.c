@@ -649,6 +649,31 @@ failed:
 	return NULL;
 }
 
+PGresult *
+db_query_generic(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	bool in_txn = db_begin_pending == conn ||
+	    PQtransactionStatus(conn) == PQTRANS_INTRANS;
+	const struct db_call calls[3] = {
+		{ DB_GENERIC_PLANS, 0, NULL },
+		{ sql, nparams, params },
+		{ in_txn ? DB_AUTO_PLANS : "COMMIT", 0, NULL },
+	};
+	PGresult *res[3];
+
+	/* Outside a transaction, one of its own (SET LOCAL needs one). */
+	if (!in_txn && db_begin(conn) < 0)
+		return NULL;
+	if (db_pipeline(conn, calls, 3, res) < 0) {
+		if (!in_txn)
+			db_rollback(conn);
+		return NULL;
+	}
+	PQclear(res[0]);
+	PQclear(res[2]);
+	return res[1];
+}
+
 int
 db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params)
 {

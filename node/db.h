@@ -52,6 +52,20 @@ PGresult *db_query(PGconn *conn, const char *sql, int nparams,
  */
 void db_forget(PGconn *conn);
 
+/*
+ * db_query for a statement that is costly to plan and whose generic plan is
+ * right for every parameter: it runs with plan_cache_mode set to
+ * force_generic_plan, in the caller's transaction or in one of its own, in
+ * the same round trip.  PostgreSQL otherwise makes five custom plans again
+ * each time autovacuum invalidates the cached one (docs/benchmarks.md).
+ * DB_GENERIC_PLANS and DB_AUTO_PLANS are the statements that switch, for
+ * callers that build their own pipeline inside a transaction.
+ */
+#define DB_GENERIC_PLANS "set local plan_cache_mode = force_generic_plan"
+#define DB_AUTO_PLANS "set local plan_cache_mode = auto"
+PGresult *db_query_generic(PGconn *conn, const char *sql, int nparams,
+    const char *const *params);
+
 /* db_query for statements whose rows are not needed: 0 or -EIO. */
 int db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params);
 

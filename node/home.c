@@ -277,14 +277,18 @@ home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
 	a.admitted = true;
 
 	{
-		const struct db_call calls[2] = { { home_lock_sql, 2, params },
-			{ home_member_sql, 6, params } };
-		PGresult *res[2];
+		/* Both are costly to plan, and their generic plans are right. */
+		const struct db_call calls[4] = { { DB_GENERIC_PLANS, 0, NULL },
+			{ home_lock_sql, 2, params }, { home_member_sql, 6, params },
+			{ DB_AUTO_PLANS, 0, NULL } };
+		PGresult *res[4];
 
-		if (db_pipeline(conn, calls, 2, res) < 0)
+		if (db_pipeline(conn, calls, 4, res) < 0)
 			return -EIO;
 		PQclear(res[0]);
-		m = res[1];
+		PQclear(res[1]);
+		PQclear(res[3]);
+		m = res[2];
 	}
 	if (PQntuples(m) != 1) {
 		/* Nothing to record: no member of ours stands behind this pass. */

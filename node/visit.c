@@ -239,7 +239,7 @@ visit_precheck(struct node *node, PGconn *conn, const struct pass_claims *c,
 	PGresult *res;
 
 	snprintf(cap, sizeof(cap), "%lld", (long long)cfg->terms_monthly_cap);
-	res = db_query(conn, visit_precheck_sql, 6, params);
+	res = db_query_generic(conn, visit_precheck_sql, 6, params);
 	if (res != NULL && PQntuples(res) != 1) {
 		PQclear(res);
 		res = NULL;
