@@ -14,6 +14,7 @@ import base64
 import contextlib
 import glob
 import http.client
+import http.server
 import itertools
 import json
 import os
@@ -24,6 +25,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -487,6 +489,30 @@ class Node:
                                           else str(uuid.uuid4()))
         headers = {k: v for k, v in headers.items() if v is not None}
         return http_request(self.fed_conn(ctx), method, path, body, headers)
+
+
+class FakeFace:
+    """A stand-in for a node's federation face, on its port: a Python HTTPS
+    server with mutual TLS, holding the node's certificate (or the one in
+    cert_dir, trusting ca), answering with the test's own handler class."""
+
+    def __init__(self, node, handler, cert_dir=None, ca=None):
+        cert_dir = cert_dir or node.dir
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert_dir / "node.crt", cert_dir / "node.key")
+        ctx.load_verify_locations(ca or (node.dir / "ca.crt"))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", node.fed_port),
+                                                      handler)
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
 
 
 class Federation:

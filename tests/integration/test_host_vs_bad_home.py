@@ -7,13 +7,11 @@ cordee's certificate (or another one) that answers what each test wants.
 """
 import http.server
 import json
-import ssl
-import threading
 import time
 
 import pytest
 
-from harness import compact_json, jws_parts, load_ed25519_private, make_jws
+from harness import FakeFace, compact_json, jws_parts, load_ed25519_private, make_jws
 
 FAST = {"troquet": {"visit": {"peer_timeout": "1s"}}}
 
@@ -22,11 +20,6 @@ class FakeHome:
     """A federation face on cordee's port answering with answer(request)."""
 
     def __init__(self, node, answer, cert_dir=None, ca=None):
-        cert_dir = cert_dir or node.dir
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(cert_dir / "node.crt", cert_dir / "node.key")
-        ctx.load_verify_locations(ca or (node.dir / "ca.crt"))
-        ctx.verify_mode = ssl.CERT_REQUIRED
         self.requests = []
         fake = self
 
@@ -47,17 +40,10 @@ class FakeHome:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", node.fed_port),
-                                                      Handler)
-        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
+        self.face = FakeFace(node, Handler, cert_dir, ca)
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        self.face.close()
 
 
 class Rig:

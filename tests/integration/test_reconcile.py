@@ -19,8 +19,6 @@ import http.server
 import io
 import json
 import random
-import ssl
-import threading
 import time
 import uuid
 from decimal import Decimal
@@ -28,8 +26,8 @@ from decimal import Decimal
 import pytest
 from jwcrypto import jws as jwcrypto_jws
 
-from harness import (b64url, compact_json, jws_parts, load_ed25519_private, make_jws,
-                     wait_until)
+from harness import (FakeFace, b64url, compact_json, jws_parts, load_ed25519_private,
+                     make_jws, wait_until)
 
 SPACES = ("cordee", "grenoble", "troquet")
 MEMBERS_PER_SPACE = 40
@@ -618,10 +616,6 @@ class FakePeer:
     certificate, answering GET requests with answer(path)."""
 
     def __init__(self, node, answer):
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(node.dir / "node.crt", node.dir / "node.key")
-        ctx.load_verify_locations(node.dir / "ca.crt")
-        ctx.verify_mode = ssl.CERT_REQUIRED
         self.paths = []
         fake = self
 
@@ -641,17 +635,10 @@ class FakePeer:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", node.fed_port),
-                                                      Handler)
-        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
+        self.face = FakeFace(node, Handler)
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        self.face.close()
 
 
 def test_a_ledger_that_does_not_answer_us_is_refused(federation):
