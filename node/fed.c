@@ -20,9 +20,13 @@
 #include "server.h"
 #include "home.h"
 
-/* Answers 403 unless the caller is a space of the current directory. */
+/*
+ * Answers 403 unless the caller is a space of the current directory; a
+ * refused caller keeps no connection.  Either way, a caller holding a newer
+ * directory makes us fetch it.  Thread-safe: the loop threads call it too.
+ */
 static bool
-fed_caller_ok(struct http_job *job, struct worker *w)
+fed_admit(struct http_job *job, struct node *node)
 {
 	struct node_directory *nd;
 	const struct directory_space *space = NULL;
@@ -32,9 +36,10 @@ fed_caller_ok(struct http_job *job, struct worker *w)
 		http_reply_error(job, 403, "forbidden",
 		    "the client certificate names no space (SAN URI %s...)",
 		    "urn:passerelle:space:");
+		job->close_connection = true;
 		return false;
 	}
-	nd = node_directory_get(w->node);
+	nd = node_directory_get(node);
 	if (nd != NULL)
 		space = directory_find_space(nd->dir, job->peer_space);
 	if (space == NULL)
@@ -47,7 +52,19 @@ fed_caller_ok(struct http_job *job, struct worker *w)
 		    job->peer_space);
 	else
 		ok = true;
-	node_directory_put(w->node, nd);
+	node_directory_put(node, nd);
+	if (ok) {
+		/* The caller holds a newer directory: fetch it from there. */
+		node_directory_hint(node, job->peer_space, job->peer_directory_serial);
+	} else {
+		/* A space that is not (or no longer) admitted keeps no connection. */
+		job->close_connection = true;
+		/*
+		 * A space we do not know yet but that holds a newer directory
+		 * may just have been admitted: poll the coordinator's URLs.
+		 */
+		node_directory_hint(node, "", job->peer_directory_serial);
+	}
 	return ok;
 }
 
@@ -175,26 +192,16 @@ bool
 fed_quick(struct http_job *job, void *arg)
 {
 	struct node *node = arg;
-	struct node_directory *nd;
-	const struct directory_space *space = NULL;
-	bool ok;
 
 	/*
-	 * A ping from a known caller with nothing waiting for it: anything
-	 * else (an unknown caller, a peer coming back) goes to a worker.
+	 * A ping, unless it comes from a peer we saw failing: that one is
+	 * back, and what waits for it is made due by a worker.
 	 */
-	if (strcmp(job->path, "/federation/v1/ping") != 0 || !job->has_peer_cert ||
-	    job->peer_space[0] == '\0' || peer_is_failing(job->peer_space))
+	if (strcmp(job->path, "/federation/v1/ping") != 0 ||
+	    (job->peer_space[0] != '\0' && peer_is_failing(job->peer_space)))
 		return false;
-	nd = node_directory_get(node);
-	if (nd != NULL)
-		space = directory_find_space(nd->dir, job->peer_space);
-	ok = space != NULL && directory_space_pinned(space, job->peer_spki_sha256);
-	node_directory_put(node, nd);
-	if (!ok)
-		return false;
-	node_directory_hint(node, job->peer_space, job->peer_directory_serial);
-	fed_ping(job, node);
+	if (fed_admit(job, node))
+		fed_ping(job, node);
 	return true;
 }
 
@@ -203,19 +210,8 @@ fed_handle(struct http_job *job, void *worker, void *arg)
 {
 	struct worker *w = worker;
 
-	if (!fed_caller_ok(job, w)) {
-		/* A space that is not (or no longer) admitted keeps no connection. */
-		job->close_connection = true;
-		/*
-		 * A space we do not know yet but that holds a newer directory
-		 * may just have been admitted: poll the coordinator's URLs.
-		 */
-		if (job->has_peer_cert && job->peer_space[0] != '\0')
-			node_directory_hint(w->node, "", job->peer_directory_serial);
+	if (!fed_admit(job, w->node))
 		return;
-	}
-	/* The caller holds a newer directory: fetch it from there. */
-	node_directory_hint(w->node, job->peer_space, job->peer_directory_serial);
 	/*
 	 * A peer that calls us is up: what waits for it in the outbox need not
 	 * wait for its backoff (the courier sends it within a second).
