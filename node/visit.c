@@ -422,11 +422,28 @@ visit_ask_home(struct node *node, PGconn *conn, struct peer_client *pc,
 	return unreachable;
 }
 
+char *
+visit_completion_payload(const char *visit_id, const char *checked_in_at,
+    const char *checked_out_at, int units, const char *completion)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *payload;
+
+	cJSON_AddStringToObject(o, "visit_id", visit_id);
+	cJSON_AddStringToObject(o, "checked_in_at", checked_in_at);
+	cJSON_AddStringToObject(o, "checked_out_at", checked_out_at);
+	cJSON_AddNumberToObject(o, "units", units);
+	cJSON_AddStringToObject(o, "completion", completion);
+	payload = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return payload;
+}
+
 int
 visit_void(struct node *node, PGconn *conn, const char *visit_id, const char *home,
     const char *sub)
 {
-	cJSON *p = cJSON_CreateObject(), *o;
+	cJSON *p = cJSON_CreateObject();
 	char now[32], *token = NULL, *payload;
 	int r;
 
@@ -444,14 +461,7 @@ visit_void(struct node *node, PGconn *conn, const char *visit_id, const char *ho
 	cJSON_Delete(p);
 	if (r < 0)
 		return r;
-	o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "visit_id", visit_id);
-	cJSON_AddStringToObject(o, "checked_in_at", now);
-	cJSON_AddStringToObject(o, "checked_out_at", now);
-	cJSON_AddNumberToObject(o, "units", 0);
-	cJSON_AddStringToObject(o, "completion", token);
-	payload = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
+	payload = visit_completion_payload(visit_id, now, now, 0, token);
 	free(token);
 	r = payload != NULL ? outbox_add(conn, home, OUTBOX_COMPLETE, visit_id, sub,
 	    payload, false, NULL, 0) : -ENOMEM;
@@ -689,27 +699,26 @@ db_error:
 
 /*
  * The host's signed completion: what it counted, at what rate, so that the
- * visit's record is evidence for both sides (with the home's receipt).  row
- * holds RETURNING home, units, in, out, pseudonym, rate_cents, currency.
+ * visit's record is evidence for both sides (with the home's receipt).
  */
-static char *
-visit_sign_completion(struct node *node, const char *visit_id, PGresult *row)
+char *
+visit_sign_completion(struct node *node, const struct visit_completion *c)
 {
 	cJSON *p = cJSON_CreateObject();
 	char *token = NULL;
 
-	cJSON_AddStringToObject(p, "visit_id", visit_id);
+	cJSON_AddStringToObject(p, "visit_id", c->visit_id);
 	cJSON_AddStringToObject(p, "host", node_space_id(node));
-	cJSON_AddStringToObject(p, "home", PQgetvalue(row, 0, 0));
-	cJSON_AddStringToObject(p, "sub", PQgetvalue(row, 0, 4));
-	cJSON_AddStringToObject(p, "checked_in_at", PQgetvalue(row, 0, 2));
-	cJSON_AddStringToObject(p, "checked_out_at", PQgetvalue(row, 0, 3));
-	cJSON_AddNumberToObject(p, "units", atoi(PQgetvalue(row, 0, 1)));
-	if (!PQgetisnull(row, 0, 5)) {
-		cJSON_AddNumberToObject(p, "rate_cents", atoi(PQgetvalue(row, 0, 5)));
-		cJSON_AddStringToObject(p, "currency", PQgetvalue(row, 0, 6));
+	cJSON_AddStringToObject(p, "home", c->home);
+	cJSON_AddStringToObject(p, "sub", c->sub);
+	cJSON_AddStringToObject(p, "checked_in_at", c->checked_in_at);
+	cJSON_AddStringToObject(p, "checked_out_at", c->checked_out_at);
+	cJSON_AddNumberToObject(p, "units", c->units);
+	if (c->currency != NULL) {
+		cJSON_AddNumberToObject(p, "rate_cents", c->rate_cents);
+		cJSON_AddStringToObject(p, "currency", c->currency);
 	}
-	cJSON_AddNumberToObject(p, "iat", (double)util_now());
+	cJSON_AddNumberToObject(p, "iat", (double)c->iat);
 	(void)node_sign(node, "completion", p, &token);
 	cJSON_Delete(p);
 	return token;
@@ -783,7 +792,18 @@ visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
 	util_strlcpy(ret->home, PQgetvalue(res, 0, 0), sizeof(ret->home));
 	ret->units = atoi(PQgetvalue(res, 0, 1));
 	disputed = strcmp(PQgetvalue(res, 0, 7), "t") == 0;
-	completion = visit_sign_completion(node, visit_id, res);
+	{
+		/* res holds RETURNING home, units, in, out, pseudonym, rate, currency. */
+		const struct visit_completion c = { .visit_id = visit_id,
+			.home = PQgetvalue(res, 0, 0), .sub = PQgetvalue(res, 0, 4),
+			.checked_in_at = PQgetvalue(res, 0, 2),
+			.checked_out_at = PQgetvalue(res, 0, 3), .units = ret->units,
+			.rate_cents = atoi(PQgetvalue(res, 0, 5)),
+			.currency = PQgetisnull(res, 0, 5) ? NULL : PQgetvalue(res, 0, 6),
+			.iat = util_now() };
+
+		completion = visit_sign_completion(node, &c);
+	}
 	if (completion == NULL) {
 		PQclear(res);
 		db_rollback(conn);
@@ -808,16 +828,9 @@ visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
 		    true, &already);
 		ret->reported = r == 0;
 	} else if (r == 0) {
-		cJSON *o = cJSON_CreateObject();
-		char *payload;
+		char *payload = visit_completion_payload(visit_id, PQgetvalue(res, 0, 2),
+		    PQgetvalue(res, 0, 3), ret->units, completion);
 
-		cJSON_AddStringToObject(o, "visit_id", visit_id);
-		cJSON_AddStringToObject(o, "checked_in_at", PQgetvalue(res, 0, 2));
-		cJSON_AddStringToObject(o, "checked_out_at", PQgetvalue(res, 0, 3));
-		cJSON_AddNumberToObject(o, "units", ret->units);
-		cJSON_AddStringToObject(o, "completion", completion);
-		payload = cJSON_PrintUnformatted(o);
-		cJSON_Delete(o);
 		/*
 		 * This worker delivers it at once (below): the couriers leave it
 		 * alone for a while, so that they do not race it.

@@ -10,6 +10,7 @@
 #define PASSERELLE_VISIT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
@@ -56,6 +57,26 @@ int visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
 /* Checks out, at closing time, the visits still open after it. */
 int visit_close_overdue(struct node *node, PGconn *conn, struct peer_client *pc,
     int *ret_closed);
+
+/* What a host's completion says of a visit (rate and currency: NULL, none). */
+struct visit_completion {
+	const char *visit_id;
+	const char *home;
+	const char *sub;
+	const char *checked_in_at;
+	const char *checked_out_at;
+	int units;
+	int rate_cents;
+	const char *currency;
+	int64_t iat;
+};
+
+/* The host's signed completion (JWS typ "completion"); NULL without a key. */
+char *visit_sign_completion(struct node *node, const struct visit_completion *c);
+
+/* The body of POST /federation/v1/complete, as the outbox sends it. */
+char *visit_completion_payload(const char *visit_id, const char *checked_in_at,
+    const char *checked_out_at, int units, const char *completion);
 
 /*
  * Queues for the home a void completion of visit_id (no unit, the ticket

@@ -52,6 +52,7 @@
 #include "pass.h"
 #include "terms.h"
 #include "util.h"
+#include "visit.h"
 
 #define BACKLOG_BATCH 5000
 
@@ -359,31 +360,22 @@ main(int argc, char **argv)
 			resp = cJSON_PrintUnformatted(o);
 			cJSON_Delete(o);
 
-			/* visit_sign_completion(): the host's signature. */
-			o = cJSON_CreateObject();
-			cJSON_AddStringToObject(o, "visit_id", visit_id);
-			cJSON_AddStringToObject(o, "host", host);
-			cJSON_AddStringToObject(o, "home", home);
-			cJSON_AddStringToObject(o, "sub", c.sub);
-			cJSON_AddStringToObject(o, "checked_in_at", in_s);
-			cJSON_AddStringToObject(o, "checked_out_at", out_s);
-			cJSON_AddNumberToObject(o, "units", units);
-			cJSON_AddNumberToObject(o, "rate_cents", ht.rate_cents);
-			cJSON_AddStringToObject(o, "currency", ht.currency);
-			cJSON_AddNumberToObject(o, "iat", (double)(out_us / 1000000));
-			r = node_sign(hnode, "completion", o, &completion) < 0 ? -EIO : 0;
-			cJSON_Delete(o);
-			if (r < 0)
+			/* The host's signature, and the payload visit_check_out() queues. */
+			{
+				const struct visit_completion vc = { .visit_id = visit_id,
+					.home = home, .sub = c.sub, .checked_in_at = in_s,
+					.checked_out_at = out_s, .units = units,
+					.rate_cents = ht.rate_cents, .currency = ht.currency,
+					.iat = out_us / 1000000 };
+
+				completion = visit_sign_completion(hnode, &vc);
+			}
+			if (completion == NULL) {
+				r = -EIO;
 				goto next;
-			/* The outbox payload visit_check_out() queued. */
-			o = cJSON_CreateObject();
-			cJSON_AddStringToObject(o, "visit_id", visit_id);
-			cJSON_AddStringToObject(o, "checked_in_at", in_s);
-			cJSON_AddStringToObject(o, "checked_out_at", out_s);
-			cJSON_AddNumberToObject(o, "units", units);
-			cJSON_AddStringToObject(o, "completion", completion);
-			payload = cJSON_PrintUnformatted(o);
-			cJSON_Delete(o);
+			}
+			payload = visit_completion_payload(visit_id, in_s, out_s, units,
+			    completion);
 			if (resp == NULL || payload == NULL) {
 				r = -ENOMEM;
 				goto next;
