@@ -173,17 +173,17 @@ api_visits(struct api_ctx *c)
 	http_reply_json(c->job, 200, o);
 }
 
-static void
-api_member_reply(struct api_ctx *c, int r, cJSON *m, const char *err, int ok_status)
+void
+api_member_reply(struct http_job *job, int r, cJSON *m, const char *err, int ok_status)
 {
 	if (r == 0)
-		http_reply_json(c->job, ok_status, m);
+		http_reply_json(job, ok_status, m);
 	else if (r == -ENOENT)
-		http_reply_error(c->job, 404, "unknown_member", "%s", err);
+		http_reply_error(job, 404, "unknown_member", "%s", err);
 	else if (r == -EINVAL || r == -EPERM)
-		http_reply_error(c->job, 400, "bad_request", "%s", err);
+		http_reply_error(job, 400, "bad_request", "%s", err);
 	else
-		http_reply_error(c->job, 503, "unavailable", "%s", err);
+		http_reply_error(job, 503, "unavailable", "%s", err);
 }
 
 
@@ -198,7 +198,7 @@ api_members(struct api_ctx *c, const char *rest)
 		return;
 	if (rest[0] == '\0' && c->job->method == HTTP_GET) {
 		r = member_list(c->conn, &m);
-		api_member_reply(c, r, m, "database error", 200);
+		api_member_reply(c->job, r, m, "database error", 200);
 	} else if (rest[0] == '\0' && c->job->method == HTTP_POST) {
 		struct member_new mn;
 		const cJSON *t;
@@ -216,7 +216,7 @@ api_members(struct api_ctx *c, const char *rest)
 		mn.actor = c->actor;
 		r = member_add(c->conn, &mn, &m, err, sizeof(err));
 		cJSON_Delete(req);
-		api_member_reply(c, r, m, err, 201);
+		api_member_reply(c->job, r, m, err, 201);
 	} else {
 		char ref[128];
 		const char *slash = strchr(rest, '/');
@@ -230,7 +230,7 @@ api_members(struct api_ctx *c, const char *rest)
 		ref[n] = '\0';
 		if (slash == NULL && c->job->method == HTTP_GET) {
 			r = member_show(c->conn, ref, &m, err, sizeof(err));
-			api_member_reply(c, r, m, err, 200);
+			api_member_reply(c->job, r, m, err, 200);
 		} else if (slash != NULL && strcmp(slash, "/topup") == 0 &&
 		    c->job->method == HTTP_POST) {
 			const cJSON *t;
@@ -241,7 +241,7 @@ api_members(struct api_ctx *c, const char *rest)
 			r = member_topup(c->conn, ref, cJSON_IsNumber(t) ? t->valueint : 0,
 			    c->actor, &m, err, sizeof(err));
 			cJSON_Delete(req);
-			api_member_reply(c, r, m, err, 200);
+			api_member_reply(c->job, r, m, err, 200);
 		} else if (slash != NULL && strcmp(slash, "/passes") == 0 &&
 		    c->job->method == HTTP_POST) {
 			char *token = NULL, *svg = NULL;
@@ -255,7 +255,7 @@ api_members(struct api_ctx *c, const char *rest)
 				log_warnx("pass issued but not kept for the web page");
 			free(svg);
 			free(token);
-			api_member_reply(c, r, m, err, 201);
+			api_member_reply(c->job, r, m, err, 201);
 		} else {
 			http_reply_error(c->job, 404, "not_found", "no endpoint %s", c->job->path);
 		}

@@ -28,5 +28,11 @@ void fed_handle(struct http_job *job, void *worker, void *arg);
 /* What the federation face answers on its loop threads (http_face_options.quick). */
 bool fed_quick(struct http_job *job, void *arg);
 void api_handle(struct http_job *job, void *worker, void *arg);
+/*
+ * A member operation's answer, for both faces' routes: ok_status with m, or
+ * the error (-ENOENT 404, -EINVAL or -EPERM 400, else 503) with err.
+ */
+void api_member_reply(struct http_job *job, int r, cJSON *m, const char *err,
+    int ok_status);
 
 #endif

@@ -81,19 +81,6 @@ web_api_session(struct web_ctx *c)
 
 /* ------------------------------------------------------------- members */
 
-static void
-web_api_member_reply(struct web_ctx *c, int r, cJSON *m, const char *err)
-{
-	if (r == 0)
-		http_reply_json(c->job, 200, m);
-	else if (r == -ENOENT)
-		http_reply_error(c->job, 404, "unknown_member", "%s", err);
-	else if (r == -EINVAL || r == -EPERM)
-		http_reply_error(c->job, 400, "bad_request", "%s", err);
-	else
-		http_reply_error(c->job, 503, "unavailable", "%s", err);
-}
-
 
 /* A member's passes, newest first, with what the web page kept of them. */
 static void
@@ -107,7 +94,7 @@ web_api_member_passes(struct web_ctx *c, const char *ref)
 
 	r = member_show(c->conn, ref, &m, err, sizeof(err));
 	if (r < 0) {
-		web_api_member_reply(c, r, NULL, err);
+		api_member_reply(c->job, r, NULL, err, 200);
 		return;
 	}
 	snprintf(id, sizeof(id), "%d", cJSON_GetObjectItem(m, "id")->valueint);
@@ -167,7 +154,7 @@ web_api_member_plan(struct web_ctx *c, const char *ref)
 	r = member_set_plan(c->conn, ref, plan, util_json_string(req, "valid_from"),
 	    util_json_string(req, "valid_until"), roam_cap, c->actor, &m, err, sizeof(err));
 	cJSON_Delete(req);
-	web_api_member_reply(c, r, m, err);
+	api_member_reply(c->job, r, m, err, 200);
 }
 
 static void
@@ -190,7 +177,7 @@ web_api_member_status(struct web_ctx *c, const char *ref)
 	}
 	r = member_set_status(c->conn, ref, status, c->actor, &m, err, sizeof(err));
 	cJSON_Delete(req);
-	web_api_member_reply(c, r, m, err);
+	api_member_reply(c->job, r, m, err, 200);
 }
 
 static void
@@ -384,7 +371,7 @@ web_api_pass_revoke(struct web_ctx *c, const char *jti, bool reissue)
 	}
 	r = member_issue_pass(c->w->node, c->conn, member, &token, &o, err, sizeof(err));
 	if (r < 0) {
-		web_api_member_reply(c, r, NULL, err);
+		api_member_reply(c->job, r, NULL, err, 200);
 		return;
 	}
 	if (web_pass_keep(c->conn, o, token) < 0)
