@@ -482,14 +482,20 @@ home_complete_visit(struct node *node, PGconn *conn, const char *host,
 		return -EIO;
 	/*
 	 * The first report sets the times; a duplicate or a late repeat finds
-	 * them set and changes nothing.
+	 * them set and changes nothing.  The visit is found and locked by its
+	 * key first: "checked_out_at is null" in the update's own condition
+	 * lets a generic plan scan the whole partial index of open visits
+	 * (home_visits_one_open, which matches it), 2 ms instead of 30 us
+	 * with thousands of visits open.
 	 */
 	res = db_query(conn,
-	    "update home_visits v set checked_out_at = $3, units = $4, completion = $5,"
+	    "with cur as materialized (select visit_id, checked_out_at"
+	    "   from home_visits where visit_id = $1 and host = $2"
+	    "   and decision = 'admit' for update)"
+	    " update home_visits v set checked_out_at = $3, units = $4, completion = $5,"
 	    " checked_in_at = $6"
-	    " from members m where v.visit_id = $1 and v.host = $2"
-	    " and v.decision = 'admit' and v.checked_out_at is null"
-	    " and m.id = v.member_id"
+	    " from cur, members m where v.visit_id = cur.visit_id"
+	    " and cur.checked_out_at is null and m.id = v.member_id"
 	    " returning v.member_id, m.plan", 6, params);
 	if (res == NULL)
 		goto out;
