@@ -218,6 +218,23 @@ manage_pass_issue(int argc, char **argv)
 	return r == 0 ? 0 : 1;
 }
 
+/* A new API token, printed once: only its hash is kept. */
+static void
+manage_print_staff_token(const char *name, enum staff_role role,
+    const char *token)
+{
+	if (cli_json) {
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(o, "name", name);
+		cJSON_AddStringToObject(o, "role", staff_role_name(role));
+		cJSON_AddStringToObject(o, "token", token);
+		cli_print_json(o);
+		cJSON_Delete(o);
+	} else
+		printf("%s\n", token);
+}
+
 int
 manage_staff_add(int argc, char **argv)
 {
@@ -240,11 +257,92 @@ manage_staff_add(int argc, char **argv)
 	cli_session_close(&s);
 	if (r < 0)
 		return cli_fail("%s", err);
-	if (cli_json)
-		printf("{\"name\": \"%s\", \"role\": \"%s\", \"token\": \"%s\"}\n", argv[i],
-		    staff_role_name(role), token);
-	else
-		printf("%s\n", token);
+	manage_print_staff_token(argv[i], role, token);
+	return 0;
+}
+
+int
+manage_staff_list(int argc, char **argv)
+{
+	struct cli_session s;
+	cJSON *a = NULL, *o;
+
+	if (cli_parse_options(argc, argv, NULL) != argc)
+		cli_die_usage("staff list takes no arguments");
+	cli_session_open(&s, 0);
+	if (staff_list(s.conn, &a) < 0) {
+		cli_session_close(&s);
+		return cli_fail("cannot list the staff accounts");
+	}
+	cli_session_close(&s);
+	if (cli_json) {
+		cli_print_json(a);
+	} else {
+		printf("%-24s %-10s %-9s %s\n", "NAME", "ROLE", "PASSWORD",
+		    "CREATED (UTC)");
+		cJSON_ArrayForEach(o, a) {
+			const char *name =
+			    cJSON_GetObjectItem(o, "name")->valuestring;
+			const cJSON *pw = cJSON_GetObjectItem(o, "password_set");
+
+			/* Names may be UTF-8: the cell counts characters. */
+			cli_print_cell(name, 24);
+			printf("%-10s %-9s %s\n",
+			    cJSON_GetObjectItem(o, "role")->valuestring,
+			    cJSON_IsTrue(pw) ? "yes" : "no",
+			    cJSON_GetObjectItem(o, "created_at")->valuestring);
+		}
+	}
+	cJSON_Delete(a);
+	return 0;
+}
+
+int
+manage_staff_remove(int argc, char **argv)
+{
+	enum staff_role role = STAFF_NONE;
+	struct cli_session s;
+	char err[256];
+	int i = cli_parse_options(argc, argv, NULL), r;
+
+	if (argc - i != 1)
+		cli_die_usage("staff remove takes the account's name");
+	cli_session_open(&s, 0);
+	r = staff_remove(s.conn, argv[i], "cli", &role, err, sizeof(err));
+	cli_session_close(&s);
+	if (r < 0)
+		return cli_fail("%s", err);
+	if (cli_json) {
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(o, "name", argv[i]);
+		cJSON_AddStringToObject(o, "role", staff_role_name(role));
+		cJSON_AddBoolToObject(o, "removed", true);
+		cli_print_json(o);
+		cJSON_Delete(o);
+	} else
+		printf("%s removed: its token and its web sessions are refused"
+		    " from now on\n", argv[i]);
+	return 0;
+}
+
+int
+manage_staff_token(int argc, char **argv)
+{
+	enum staff_role role = STAFF_NONE;
+	struct cli_session s;
+	char token[96], err[256];
+	int i = cli_parse_options(argc, argv, NULL), r;
+
+	if (argc - i != 1)
+		cli_die_usage("staff token takes the account's name");
+	cli_session_open(&s, 0);
+	r = staff_replace_token(s.conn, argv[i], "cli", &role, token,
+	    sizeof(token), err, sizeof(err));
+	cli_session_close(&s);
+	if (r < 0)
+		return cli_fail("%s", err);
+	manage_print_staff_token(argv[i], role, token);
 	return 0;
 }
 

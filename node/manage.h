@@ -21,5 +21,8 @@ int manage_house_close(int argc, char **argv);
 int manage_house_reopen(int argc, char **argv);
 int manage_house_capacity(int argc, char **argv);
 int manage_staff_add(int argc, char **argv);
+int manage_staff_list(int argc, char **argv);
+int manage_staff_remove(int argc, char **argv);
+int manage_staff_token(int argc, char **argv);
 
 #endif

@@ -17,6 +17,8 @@
 #include "util.h"
 
 #define STAFF_TOKEN_PREFIX "pst_"
+/* The prefix, 43 base64url characters and room to spare. */
+#define STAFF_TOKEN_SIZE 80
 
 static const char *const staff_roles[] = { "", "concierge", "manager", "admin" };
 
@@ -43,20 +45,27 @@ staff_hash(const char *token, char out[65])
 	util_sha256_hex(token, strlen(token), out);
 }
 
+/* A new bearer token (256 random bits after the prefix) and its hash. */
+static void
+staff_new_token(char token[STAFF_TOKEN_SIZE], char hash[65])
+{
+	memcpy(token, STAFF_TOKEN_PREFIX, sizeof(STAFF_TOKEN_PREFIX) - 1);
+	util_random_token(token + sizeof(STAFF_TOKEN_PREFIX) - 1, 32);
+	staff_hash(token, hash);
+}
+
 int
 staff_add(PGconn *conn, const char *name, enum staff_role role,
     char *ret_token, size_t tokenlen, char *err, size_t errlen)
 {
-	char token[80], hash[65];
+	char token[STAFF_TOKEN_SIZE], hash[65];
 	const char *params[3];
 
 	if (name == NULL || name[0] == '\0' || strlen(name) > 100) {
 		snprintf(err, errlen, "a staff account needs a name (1 to 100 bytes)");
 		return -EINVAL;
 	}
-	memcpy(token, STAFF_TOKEN_PREFIX, sizeof(STAFF_TOKEN_PREFIX) - 1);
-	util_random_token(token + sizeof(STAFF_TOKEN_PREFIX) - 1, 32);
-	staff_hash(token, hash);
+	staff_new_token(token, hash);
 	params[0] = name;
 	params[1] = staff_role_name(role);
 	params[2] = hash;
@@ -70,6 +79,95 @@ staff_add(PGconn *conn, const char *name, enum staff_role role,
 	}
 	util_strlcpy(ret_token, token, tokenlen);
 	return 0;
+}
+
+int
+staff_list(PGconn *conn, cJSON **ret)
+{
+	PGresult *res;
+	cJSON *a, *o;
+
+	res = db_query(conn, "select name, role, to_char(created_at"
+	    " at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+	    " password_hash is not null from staff order by name", 0, NULL);
+	if (res == NULL)
+		return -EIO;
+	a = cJSON_CreateArray();
+	for (int i = 0; i < PQntuples(res); i++) {
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", PQgetvalue(res, i, 0));
+		cJSON_AddStringToObject(o, "role", PQgetvalue(res, i, 1));
+		cJSON_AddStringToObject(o, "created_at", PQgetvalue(res, i, 2));
+		cJSON_AddBoolToObject(o, "password_set",
+		    PQgetvalue(res, i, 3)[0] == 't');
+		cJSON_AddItemToArray(a, o);
+	}
+	PQclear(res);
+	*ret = a;
+	return 0;
+}
+
+/*
+ * Here and in staff_replace_token, the change and its audit row are one
+ * statement, so that neither happens without the other.  The row's detail
+ * is the account's role, returned to the caller; no row comes back when
+ * the name is unknown.
+ */
+int
+staff_remove(PGconn *conn, const char *name, const char *actor,
+    enum staff_role *ret_role, char *err, size_t errlen)
+{
+	const char *params[2] = { name, actor };
+	PGresult *res;
+	int r;
+
+	res = db_query(conn, "with gone as (delete from staff where name = $1"
+	    " returning name, role) insert into audit (actor, action, subject,"
+	    " detail) select $2, 'staff.remove', name, role from gone"
+	    " returning detail", 2, params);
+	if (res == NULL) {
+		snprintf(err, errlen, "database error while removing '%s'",
+		    name);
+		return -EIO;
+	}
+	r = PQntuples(res) == 1 ? 0 : -ENOENT;
+	if (r == 0)
+		(void)staff_role_parse(PQgetvalue(res, 0, 0), ret_role);
+	else
+		snprintf(err, errlen, "no staff account named '%s'", name);
+	PQclear(res);
+	return r;
+}
+
+int
+staff_replace_token(PGconn *conn, const char *name, const char *actor,
+    enum staff_role *ret_role, char *ret_token, size_t tokenlen, char *err,
+    size_t errlen)
+{
+	char token[STAFF_TOKEN_SIZE], hash[65];
+	const char *params[3] = { name, hash, actor };
+	PGresult *res;
+	int r;
+
+	staff_new_token(token, hash);
+	res = db_query(conn, "with changed as (update staff"
+	    " set token_hash = $2 where name = $1 returning name, role)"
+	    " insert into audit (actor, action, subject, detail)"
+	    " select $3, 'staff.token', name, role from changed"
+	    " returning detail", 3, params);
+	if (res == NULL) {
+		snprintf(err, errlen, "database error while replacing"
+		    " the token of '%s'", name);
+		return -EIO;
+	}
+	r = PQntuples(res) == 1 ? 0 : -ENOENT;
+	if (r == 0) {
+		(void)staff_role_parse(PQgetvalue(res, 0, 0), ret_role);
+		util_strlcpy(ret_token, token, tokenlen);
+	} else
+		snprintf(err, errlen, "no staff account named '%s'", name);
+	PQclear(res);
+	return r;
 }
 
 int

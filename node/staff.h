@@ -3,13 +3,15 @@
  *
  * `staff add` prints a random bearer token once; only its SHA-256 is stored
  * (a 256-bit random token needs no slow hash, unlike a password).  `staff
- * passwd` gives an account a password for the web page (Argon2id).
+ * token` replaces a leaked one the same way.  `staff passwd` gives an
+ * account a password for the web page (Argon2id).
  */
 #ifndef PASSERELLE_STAFF_H
 #define PASSERELLE_STAFF_H
 
 #include <stddef.h>
 
+#include <cjson/cJSON.h>
 #include <libpq-fe.h>
 
 enum staff_role {
@@ -25,6 +27,29 @@ const char *staff_role_name(enum staff_role role);
 /* Creates an account; ret_token (at least 64 bytes) gets its bearer token. */
 int staff_add(PGconn *conn, const char *name, enum staff_role role,
     char *ret_token, size_t tokenlen, char *err, size_t errlen);
+
+/*
+ * Every account, by name: an array of {name, role, created_at, password_set}.
+ * Neither hash ever leaves this file.
+ */
+int staff_list(PGconn *conn, cJSON **ret);
+
+/*
+ * Deletes an account, and with it its web sessions (the schema cascades);
+ * the actor is written in the audit trail.  0 with the role it had,
+ * -ENOENT (no such account) or -EIO.
+ */
+int staff_remove(PGconn *conn, const char *name, const char *actor,
+    enum staff_role *ret_role, char *err, size_t errlen);
+
+/*
+ * Gives an account a new bearer token (ret_token, at least 64 bytes); the
+ * old one is refused from the next request on.  0 with the account's role,
+ * -ENOENT or -EIO.
+ */
+int staff_replace_token(PGconn *conn, const char *name, const char *actor,
+    enum staff_role *ret_role, char *ret_token, size_t tokenlen, char *err,
+    size_t errlen);
 
 /*
  * Checks an "Authorization: Bearer TOKEN" header value: 0 with the role and

@@ -8,8 +8,8 @@ from harness import unique
 COMMANDS = [
     "serve", "db migrate", "db status", "config check", "config reference",
     "member add", "member list", "member show", "member topup", "pass issue",
-    "staff add", "visit checkin", "visit checkout", "visit list", "key generate",
-    "directory sign", "directory show",
+    "staff add", "staff list", "staff remove", "staff token", "visit checkin",
+    "visit checkout", "visit list", "key generate", "directory sign", "directory show",
 ]
 
 
