@@ -170,14 +170,87 @@ staff_replace_token(PGconn *conn, const char *name, const char *actor,
 	return r;
 }
 
+/*
+ * The tokens a thread has found, for its connection: a front desk's token
+ * is checked at every request, and its lookup was one of a check-in's
+ * round trips to the database.  The connection LISTENs on STAFF_CHANNEL,
+ * which a trigger on the staff table notifies at every change
+ * (schema/008_staff_notify.sql); before each use the thread reads what has
+ * arrived on its idle connection, without waiting, and any notification
+ * empties the cache.  A removed or replaced token thus stops working as
+ * soon as the node's database session hears of the commit (well under a
+ * millisecond on one machine).  Another session (a reconnection: a new
+ * backend pid) starts an empty cache, which listens again.  Only tokens
+ * that name an account are kept.  Allocated on a thread's first check and
+ * freed when the thread ends.
+ */
+#define STAFF_CHANNEL "passerelle_staff"
+#define STAFF_CACHE_SIZE 16
+
+struct staff_cache {
+	PGconn *conn;
+	int pid;		/* the backend that listens; 0: nobody yet */
+	int n, next;
+	struct {
+		char hash[65];
+		enum staff_role role;
+		char name[104];
+	} e[STAFF_CACHE_SIZE];
+};
+
+/* Each thread's, freed when the thread ends. */
+static pthread_key_t staff_cache_key;
+static pthread_once_t staff_cache_once = PTHREAD_ONCE_INIT;
+static bool staff_cache_keyed;
+
+static void
+staff_cache_init(void)
+{
+	staff_cache_keyed = pthread_key_create(&staff_cache_key, free) == 0;
+}
+
+/* This thread's cache for conn, brought up to date; NULL without memory. */
+static struct staff_cache *
+staff_cache_get(PGconn *conn)
+{
+	struct staff_cache *c;
+	PGnotify *note;
+
+	pthread_once(&staff_cache_once, staff_cache_init);
+	if (!staff_cache_keyed)
+		return NULL;
+	if ((c = pthread_getspecific(staff_cache_key)) == NULL) {
+		if ((c = calloc(1, sizeof(*c))) == NULL)
+			return NULL;
+		if (pthread_setspecific(staff_cache_key, c) != 0) {
+			free(c);
+			return NULL;
+		}
+	}
+	if (c->conn != conn || c->pid == 0 || c->pid != PQbackendPID(conn) ||
+	    PQconsumeInput(conn) != 1) {
+		c->conn = conn;
+		c->pid = 0;
+		c->n = 0;
+	}
+	while ((note = PQnotifies(conn)) != NULL) {
+		if (strcmp(note->relname, STAFF_CHANNEL) == 0)
+			c->n = 0;
+		PQfreemem(note);
+	}
+	return c;
+}
+
 int
 staff_authenticate(PGconn *conn, const char *authorization,
     enum staff_role *ret_role, char *ret_name, size_t namelen)
 {
 	const char *params[1];
+	struct db_call calls[2];
+	struct staff_cache *c;
 	char hash[65];
-	PGresult *res;
-	int r = -EACCES;
+	PGresult *res[2];
+	int n = 0, r = -EACCES, i;
 
 	if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
 		return -EACCES;
@@ -186,15 +259,37 @@ staff_authenticate(PGconn *conn, const char *authorization,
 	    strlen(authorization) > 100)
 		return -EACCES;
 	staff_hash(authorization, hash);
+	c = staff_cache_get(conn);
+	for (i = 0; c != NULL && i < c->n; i++)
+		if (strcmp(c->e[i].hash, hash) == 0) {
+			*ret_role = c->e[i].role;
+			util_strlcpy(ret_name, c->e[i].name, namelen);
+			return 0;
+		}
+	/* A session that does not listen yet starts to, in the same round trip. */
+	if (c != NULL && c->pid == 0)
+		calls[n++] = (struct db_call){ "LISTEN " STAFF_CHANNEL, 0, NULL };
 	params[0] = hash;
-	res = db_query(conn, "select role, name from staff where token_hash = $1", 1, params);
-	if (res == NULL)
+	calls[n++] = (struct db_call){ "select role, name from staff where token_hash = $1",
+	    1, params };
+	if (db_pipeline(conn, calls, n, res) < 0)
 		return -EIO;
-	if (PQntuples(res) == 1 && staff_role_parse(PQgetvalue(res, 0, 0), ret_role) == 0) {
-		util_strlcpy(ret_name, PQgetvalue(res, 0, 1), namelen);
+	if (PQntuples(res[n - 1]) == 1 &&
+	    staff_role_parse(PQgetvalue(res[n - 1], 0, 0), ret_role) == 0) {
+		util_strlcpy(ret_name, PQgetvalue(res[n - 1], 0, 1), namelen);
 		r = 0;
+		if (c != NULL) {
+			i = c->n < STAFF_CACHE_SIZE ? c->n++ : c->next++ % STAFF_CACHE_SIZE;
+			util_strlcpy(c->e[i].hash, hash, sizeof(c->e[i].hash));
+			c->e[i].role = *ret_role;
+			util_strlcpy(c->e[i].name, PQgetvalue(res[n - 1], 0, 1),
+			    sizeof(c->e[i].name));
+		}
 	}
-	PQclear(res);
+	if (c != NULL && n == 2)
+		c->pid = PQbackendPID(conn);
+	for (i = 0; i < n; i++)
+		PQclear(res[i]);
 	return r;
 }
 

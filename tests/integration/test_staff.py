@@ -141,3 +141,19 @@ def test_names_are_printed_as_json_strings(shared):
     assert name in listed(troquet)
     troquet.cli_ok("staff", "remove", name)
 
+
+def test_every_worker_forgets_a_removed_token(shared):
+    """A node's workers keep the tokens they have checked (node/staff.c);
+    a removed or replaced one is refused by all of them from the next
+    request on, not after some expiry."""
+    troquet = shared["troquet"]
+    name, token = add(troquet, "concierge")
+    # Enough requests, on new connections, for every worker to have it.
+    for _ in range(40):
+        assert can_read_visits(troquet, token)
+    new = troquet.cli_ok("staff", "token", name).strip()
+    assert [can_read_visits(troquet, token) for _ in range(40)] == [False] * 40
+    for _ in range(40):
+        assert can_read_visits(troquet, new)
+    troquet.cli_ok("staff", "remove", name)
+    assert [can_read_visits(troquet, new) for _ in range(40)] == [False] * 40
