@@ -178,14 +178,16 @@ staff_replace_token(PGconn *conn, const char *name, const char *actor,
  * (schema/008_staff_notify.sql); before each use the thread reads what has
  * arrived on its idle connection, without waiting, and any notification
  * empties the cache.  A removed or replaced token thus stops working as
- * soon as the node's database session hears of the commit (well under a
- * millisecond on one machine).  Another session (a reconnection: a new
- * backend pid) starts an empty cache, which listens again.  Only tokens
- * that name an account are kept.  Allocated on a thread's first check and
- * freed when the thread ends.
+ * soon as the node's database session hears of the commit.  Another
+ * session (a reconnection: a new backend pid) starts an empty cache, which
+ * listens again.  Only tokens that name an account are kept, each for
+ * STAFF_CACHE_SECONDS at most: the bound on a revocation's delay should
+ * notifications not arrive (a connection pooler in transaction mode drops
+ * LISTEN).  Allocated on a thread's first check, freed when it ends.
  */
 #define STAFF_CHANNEL "passerelle_staff"
 #define STAFF_CACHE_SIZE 16
+#define STAFF_CACHE_SECONDS 60
 
 struct staff_cache {
 	PGconn *conn;
@@ -195,6 +197,7 @@ struct staff_cache {
 		char hash[65];
 		enum staff_role role;
 		char name[104];
+		int64_t until;
 	} e[STAFF_CACHE_SIZE];
 };
 
@@ -261,7 +264,7 @@ staff_authenticate(PGconn *conn, const char *authorization,
 	staff_hash(authorization, hash);
 	c = staff_cache_get(conn);
 	for (i = 0; c != NULL && i < c->n; i++)
-		if (strcmp(c->e[i].hash, hash) == 0) {
+		if (strcmp(c->e[i].hash, hash) == 0 && util_now() < c->e[i].until) {
 			*ret_role = c->e[i].role;
 			util_strlcpy(ret_name, c->e[i].name, namelen);
 			return 0;
@@ -279,8 +282,13 @@ staff_authenticate(PGconn *conn, const char *authorization,
 		util_strlcpy(ret_name, PQgetvalue(res[n - 1], 0, 1), namelen);
 		r = 0;
 		if (c != NULL) {
-			i = c->n < STAFF_CACHE_SIZE ? c->n++ : c->next++ % STAFF_CACHE_SIZE;
+			for (i = 0; i < c->n && strcmp(c->e[i].hash, hash) != 0; i++)
+				;
+			if (i == c->n)
+				i = c->n < STAFF_CACHE_SIZE ? c->n++ :
+				    c->next++ % STAFF_CACHE_SIZE;
 			util_strlcpy(c->e[i].hash, hash, sizeof(c->e[i].hash));
+			c->e[i].until = util_now() + STAFF_CACHE_SECONDS;
 			c->e[i].role = *ret_role;
 			util_strlcpy(c->e[i].name, PQgetvalue(res[n - 1], 0, 1),
 			    sizeof(c->e[i].name));
