@@ -700,8 +700,7 @@ db_begin(PGconn *conn)
 	return 0;
 }
 
-/* Whether a COMMIT's result says it committed (a failed transaction's says ROLLBACK). */
-static int
+int
 db_committed(PGresult *res)
 {
 	bool committed;

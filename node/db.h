@@ -77,6 +77,12 @@ int db_begin(PGconn *conn);
 int db_commit(PGconn *conn);
 void db_rollback(PGconn *conn);
 
+/*
+ * Whether a COMMIT's result (from db_pipeline; NULL for none) says it
+ * committed: a failed transaction's says ROLLBACK.  0 or -EIO; clears res.
+ */
+int db_committed(PGresult *res);
+
 /* Runs a statement and commits, in one round trip: 0 or -EIO. */
 int db_exec_commit(PGconn *conn, const char *sql, int nparams,
     const char *const *params);

@@ -228,23 +228,57 @@ static const char visit_precheck_sql[] =
     " from " HOUSE_OPEN_FROM
     " left join peer_terms t on t.peer = $2";
 
+/*
+ * The pending row of an admission, written with the precheck before the
+ * rules are read, in the same round trip, when the space counts no seats
+ * (the row holds none, and a refusal then just updates it); with seats it
+ * is written after the count, under the seats lock (visit_house_rules).
+ */
+static const char visit_pending_sql[] =
+    "insert into host_visits (visit_id, home, pseudonym, plan, jti, status)"
+    " select $1::uuid, $2, $3, $4, $5, 'pending'"
+    " where " HOUSE_CAPACITY_COLUMN " is null";
+
+/*
+ * The precheck row, in a transaction of its own.  With d set (a visitor),
+ * the same transaction writes the visit's pending row unless the space
+ * counts seats; *ret_held says whether it did.
+ */
 static PGresult *
 visit_precheck(struct node *node, PGconn *conn, const struct pass_claims *c,
-    bool visitor)
+    const struct visit_decision *d, bool *ret_held)
 {
 	const struct config *cfg = node_config(node);
 	char cap[16];
 	const char *params[6] = { cfg->timezone, c->iss, c->jti, c->sub, cap,
-		visitor ? "t" : "f" };
-	PGresult *res;
+		d != NULL ? "t" : "f" };
+	const char *pending[5] = { d != NULL ? d->visit_id : NULL, c->iss, c->sub,
+		c->plan, c->jti };
+	const struct db_call calls[4] = {
+		{ DB_GENERIC_PLANS, 0, NULL },
+		{ visit_precheck_sql, 6, params },
+		{ visit_pending_sql, 5, pending },
+		{ "COMMIT", 0, NULL },
+	};
+	PGresult *res[4];
 
 	snprintf(cap, sizeof(cap), "%lld", (long long)cfg->terms_monthly_cap);
-	res = db_query_generic(conn, visit_precheck_sql, 6, params);
-	if (res != NULL && PQntuples(res) != 1) {
-		PQclear(res);
-		res = NULL;
+	if (ret_held != NULL)
+		*ret_held = false;
+	if (d == NULL)
+		return db_query_generic(conn, visit_precheck_sql, 6, params);
+	if (db_begin(conn) < 0 || db_pipeline(conn, calls, 4, res) < 0) {
+		db_rollback(conn);
+		return NULL;
 	}
-	return res;
+	*ret_held = strcmp(PQcmdTuples(res[2]), "1") == 0;
+	PQclear(res[0]);
+	PQclear(res[2]);
+	if (db_committed(res[3]) < 0 || PQntuples(res[1]) != 1) {
+		PQclear(res[1]);
+		return NULL;
+	}
+	return res[1];
 }
 
 /*
@@ -313,7 +347,7 @@ visit_check_in_local(struct node *node, PGconn *conn, const char *token,
 	char *body = NULL;
 	int status = 0, r = -EIO;
 
-	pre = visit_precheck(node, conn, c, false);
+	pre = visit_precheck(node, conn, c, NULL, NULL);
 	if (pre == NULL)
 		return -EIO;
 	for (int attempt = 0; attempt < 3; attempt++) {
@@ -609,7 +643,7 @@ visit_check_in(struct node *node, PGconn *conn, struct peer_client *pc,
 	struct pass_claims claims;
 	struct terms t;
 	PGresult *pre;
-	bool waiting;
+	bool waiting, held;
 	int pr, r;
 
 	memset(ret, 0, sizeof(*ret));
@@ -640,7 +674,7 @@ visit_check_in(struct node *node, PGconn *conn, struct peer_client *pc,
 	}
 
 	/* A visitor: our terms with the home, its revocations, the house rules. */
-	pre = visit_precheck(node, conn, &claims, true);
+	pre = visit_precheck(node, conn, &claims, ret, &held);
 	if (pre == NULL)
 		goto db_error;
 	terms_from_row(cfg, pre, 0, VP_TERMS, &t);
@@ -661,10 +695,16 @@ visit_check_in(struct node *node, PGconn *conn, struct peer_client *pc,
 	PQclear(pre);
 	/*
 	 * A refusal of ours is recorded at once; an admission holds its seat
-	 * as a pending visit, durably, before the home is asked.
+	 * as a pending visit, durably, before the home is asked (written by
+	 * the precheck's transaction unless the space counts seats).
 	 */
-	if (r < 0 || visit_store_host(conn, visit_insert_sql, ret, &claims,
-	    ret->reason_code[0] == '\0' ? "pending" : NULL, true) < 0) {
+	if (r >= 0 && held)
+		r = ret->reason_code[0] == '\0' ? db_commit(conn) :
+		    visit_store_host(conn, visit_update_sql, ret, &claims, NULL, true);
+	else if (r >= 0)
+		r = visit_store_host(conn, visit_insert_sql, ret, &claims,
+		    ret->reason_code[0] == '\0' ? "pending" : NULL, true);
+	if (r < 0) {
 		db_rollback(conn);
 		goto db_error;
 	}
