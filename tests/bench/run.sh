@@ -484,26 +484,44 @@ scenario_rss() {
 scenario_census() {
 	mint
 	reset_visits
-	local id n=50 sizes=()
-	say "Statement census: $n check-ins at concurrency 1 with log_statement = all"
+	local n=50 what
+	: >"$out/census.txt"
+	for what in check-in check-out; do
+		census_run "$what" "$n"
+	done
+	reset_visits
+}
+
+# One census: n requests of a kind at concurrency 1, and the statements each
+# database logged for them.
+census_run() {
+	local what=$1 n=$2 id sizes=() args
+	say "Statement census: $n ${what}s at concurrency 1 with log_statement = all"
 	for id in troquet cordee; do
 		fed_psql "$work" "$id" "alter system set log_statement = 'all'" >/dev/null
 		fed_psql "$work" "$id" "select pg_reload_conf()" >/dev/null
 		sizes+=("$(stat -c %s "$work/$id/data/pg/log/postgresql.log")")
 	done
 	sleep 0.5
+	if [ "$what" = check-in ]; then
+		args=(--tokens "$work/passes.txt" --url "http://127.0.0.1:$host_local/api/v1/checkin"
+			--header "Content-Type: application/json" --body '{"pass": "{token}"}'
+			--expect '"decision":"admit"' --save "$work/census-visits.txt")
+	else
+		args=(--tokens "$work/census-visits.txt" --method POST
+			--url "http://127.0.0.1:$host_local/api/v1/visits/{token}/checkout"
+			--expect '"reported_to_home":true')
+	fi
 	"$loadgen" --label census --concurrency 1 --warmup 0 --duration 30 --max-requests "$n" \
-		--tokens "$work/passes.txt" --url "http://127.0.0.1:$host_local/api/v1/checkin" \
-		--header "Authorization: Bearer $desk" --header "Content-Type: application/json" \
-		--body '{"pass": "{token}"}' --expect '"decision":"admit"' >/dev/null 2>&1 || true
+		--header "Authorization: Bearer $desk" "${args[@]}" >/dev/null 2>&1 || true
 	sleep 0.5
 	for id in troquet cordee; do
 		fed_psql "$work" "$id" "alter system reset log_statement" >/dev/null
 		fed_psql "$work" "$id" "select pg_reload_conf()" >/dev/null
 	done
-	/usr/bin/python3 - "$work" "$n" "${sizes[0]}" "${sizes[1]}" <<'PY' | tee "$out/census.txt"
+	/usr/bin/python3 - "$work" "$n" "${sizes[0]}" "${sizes[1]}" "$what" <<'PY' | tee -a "$out/census.txt"
 import collections, re, sys
-work, n = sys.argv[1], int(sys.argv[2])
+work, n, what = sys.argv[1], int(sys.argv[2]), sys.argv[5]
 for space, start in (("troquet", int(sys.argv[3])), ("cordee", int(sys.argv[4]))):
     with open(f"{work}/{space}/data/pg/log/postgresql.log", errors="replace") as f:
         f.seek(start)
@@ -511,11 +529,10 @@ for space, start in (("troquet", int(sys.argv[3])), ("cordee", int(sys.argv[4]))
     stmts = re.findall(r"LOG:  (?:statement|execute [^:]*): (.*?)(?=\n\S|\Z)", text, re.S)
     counts = collections.Counter(" ".join(s.split())[:90] for s in stmts)
     total = sum(counts.values())
-    print(f"{space}: {total / n:.1f} statements per check-in")
+    print(f"{space}: {total / n:.1f} statements per {what}")
     for s, c in counts.most_common():
         print(f"  {c / n:5.2f}  {s}")
 PY
-	reset_visits
 }
 
 scenario_profile() {
