@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -767,4 +768,18 @@ bool
 db_is_broken(PGconn *conn)
 {
 	return conn == NULL || PQstatus(conn) != CONNECTION_OK;
+}
+
+bool
+db_reconnect(PGconn *conn, int ms)
+{
+	for (int waited = 0; db_is_broken(conn); waited += 100) {
+		if (conn == NULL || waited >= ms)
+			return false;
+		if (waited > 0)
+			usleep(100 * 1000);
+		db_forget(conn);
+		PQreset(conn);
+	}
+	return true;
 }

@@ -107,4 +107,10 @@ const char *db_last_sqlstate(void);
 /* True when the connection is broken (the caller reconnects). */
 bool db_is_broken(PGconn *conn);
 
+/*
+ * Makes a broken connection again (a server that restarted), trying every
+ * 100 ms for up to ms: true when it is usable.
+ */
+bool db_reconnect(PGconn *conn, int ms);
+
 #endif

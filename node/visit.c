@@ -599,6 +599,33 @@ visit_resolve_stale(struct node *node, PGconn *conn, int *ret_voided)
 }
 
 /*
+ * Whether the final row of a check-in was committed after all, when the
+ * answer to its COMMIT was lost: a server that dies (or restarts) while it
+ * flushes the commit may have made it durable.  Telling the desk that the
+ * check-in failed would then leave a visit open that nobody knows of, so
+ * the row is read again on the connection made anew (for up to 2 s).
+ */
+static bool
+visit_final_row_made(PGconn *conn, const struct visit_decision *d)
+{
+	const char *params[1] = { d->visit_id };
+	PGresult *res;
+	bool made;
+
+	if (!db_reconnect(conn, 2000))
+		return false;
+	res = db_query(conn, "select status from host_visits where visit_id = $1",
+	    1, params);
+	made = res != NULL && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0),
+	    d->admitted ? "open" : "refused") == 0;
+	PQclear(res);
+	if (made)
+		log_info("visit %s: its commit was made, though its answer was lost",
+		    d->visit_id);
+	return made;
+}
+
+/*
  * The home gave no answer: our terms with it decide.  A provisional
  * admission (within the offline allowance) queues the authorization for the
  * outbox; a refusal queues a void completion, because the home may have
@@ -726,7 +753,8 @@ visit_check_in(struct node *node, PGconn *conn, struct peer_client *pc,
 		if (r < 0 || visit_store_host(conn, visit_update_sql, ret, &claims, NULL,
 		    true) < 0) {
 			db_rollback(conn);
-			goto db_error;
+			if (r < 0 || !visit_final_row_made(conn, ret))
+				goto db_error;
 		}
 	}
 	return 0;

@@ -164,6 +164,35 @@ check_pipeline(PGconn *conn)
 	CHECK(db_exec(conn, "drop table pipe", 0, NULL) == 0, "drop");
 }
 
+/* A session ended by the server is made again by db_reconnect. */
+static void
+check_reconnect(PGconn *conn, const char *conninfo)
+{
+	PGconn *other = NULL;
+	char pid[16], err[512];
+	const char *params[1] = { pid };
+	PGresult *res;
+
+	CHECK(db_reconnect(conn, 0), "a healthy connection needs nothing");
+	snprintf(pid, sizeof(pid), "%d", PQbackendPID(conn));
+	if (db_connect(conninfo, &other, err, sizeof(err)) < 0) {
+		CHECK(false, "second connection: %s", err);
+		return;
+	}
+	CHECK(db_exec(other, "select pg_terminate_backend($1::int)", 1, params) == 0,
+	    "terminate the first session");
+	PQfinish(other);
+	res = db_query(conn, "select 1", 0, NULL);
+	CHECK(res == NULL && db_is_broken(conn), "the ended session fails");
+	PQclear(res);
+	CHECK(db_reconnect(conn, 2000), "made again");
+	res = db_query(conn, "select 1", 0, NULL);
+	CHECK(res != NULL && strcmp(PQgetvalue(res, 0, 0), "1") == 0,
+	    "and usable (statements prepared again)");
+	PQclear(res);
+	CHECK(PQbackendPID(conn) != atoi(pid), "in a new session");
+}
+
 int
 main(void)
 {
@@ -265,6 +294,7 @@ main(void)
 	CHECK(PQtransactionStatus(conn) == PQTRANS_IDLE, "rolled back");
 
 	check_pipeline(conn);
+	check_reconnect(conn, conninfo);
 
 	/* An older binary must refuse a newer database. */
 	params[0] = "99999";
