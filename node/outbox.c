@@ -30,23 +30,12 @@ outbox_path(const char *kind)
 
 int
 outbox_add(PGconn *conn, const char *peer, const char *kind,
-    const char *visit_id, const char *member, const char *payload, bool held,
-    char *ret_id, size_t idlen)
+    const char *visit_id, const char *member, const char *payload)
 {
-	const char *params[6] = { peer, kind, visit_id, payload, member,
-		held ? "t" : "f" };
-	PGresult *res;
+	const char *params[5] = { peer, kind, visit_id, payload, member };
 
-	res = db_query(conn, "insert into outbox (peer, kind, visit_id, payload, member,"
-	    " next_attempt_at) values ($1, $2, $3, $4, $5, now() + case when $6::boolean"
-	    " then interval '" OUTBOX_HOLD "' else interval '0' end) returning id",
-	    6, params);
-	if (res == NULL)
-		return -EIO;
-	if (ret_id != NULL)
-		util_strlcpy(ret_id, PQgetvalue(res, 0, 0), idlen);
-	PQclear(res);
-	return 0;
+	return db_exec(conn, "insert into outbox (peer, kind, visit_id, payload,"
+	    " member) values ($1, $2, $3, $4, $5)", 5, params);
 }
 
 /* The claimed rows: id, peer, kind, visit_id, payload, attempts. */
@@ -104,17 +93,32 @@ outbox_mark(PGconn *conn, PGresult *res, const int *rows, int n,
 	 */
 	char *ids = n == 1 ? strdup(PQgetvalue(res, rows[0], 0)) : outbox_ids(res, rows, n);
 	const char *params[2] = { ids, error };
-	int nparams = outcome == OUTBOX_DELIVERED ? 1 : 2, r;
 	char sql[512];
+	/*
+	 * The transaction commits without waiting for its WAL flush: a mark
+	 * lost in a crash only sends the message again, and the peer answers
+	 * a repeat from its store (an authorization's confirmation, in the
+	 * same transaction, comes again with it).
+	 */
+	const struct db_call calls[3] = {
+		{ "set local synchronous_commit = off", 0, NULL },
+		{ sql, outcome == OUTBOX_DELIVERED ? 1 : 2, params },
+		{ "COMMIT", 0, NULL },
+	};
+	PGresult *out[3];
+	int r;
 
 	if (ids == NULL)
 		return -ENOMEM;
 	snprintf(sql, sizeof(sql), "%s where id = %s", set[outcome],
 	    n == 1 ? "$1::bigint" : "any($1::bigint[])");
-	r = commit ? db_exec_commit(conn, sql, nparams, params) :
-	    db_exec(conn, sql, nparams, params);
+	r = db_pipeline(conn, calls, commit ? 3 : 2, out);
 	free(ids);
-	return r;
+	if (r < 0)
+		return r;
+	PQclear(out[0]);
+	PQclear(out[1]);
+	return commit ? db_committed(out[2]) : 0;
 }
 
 /* Calls peer, unless it is down and not due for a probe. */
@@ -484,4 +488,55 @@ outbox_flush_member(struct node *node, PGconn *conn, struct peer_client *pc,
 			return 1; /* it still waits (peer down, or another process has it) */
 	}
 	return 1;
+}
+
+int
+outbox_add_deliver(struct node *node, PGconn *conn, struct peer_client *pc,
+    const struct db_call *before, const char *peer, const char *kind,
+    const char *visit_id, const char *member, const char *payload)
+{
+	char hold[32];
+	const char *params[6] = { peer, kind, visit_id, payload, member, hold };
+	/*
+	 * The row as a claim returns it (OUTBOX_CLAIM_COLUMNS), and whether an
+	 * earlier message about the member still waits.  This worker holds no
+	 * lock on it while it calls the peer: the couriers leave it alone for
+	 * longer than the call may take (the peer timeout, and 10 s more).
+	 */
+	struct db_call calls[3];
+	PGresult *res[3], *row;
+	bool waits;
+	int n = 0, r;
+
+	snprintf(hold, sizeof(hold), "%lld",
+	    (long long)node_config(node)->peer_timeout_ms + 10000);
+	if (before != NULL)
+		calls[n++] = *before;
+	calls[n++] = (struct db_call){ "insert into outbox (peer, kind, visit_id,"
+	    " payload, member, next_attempt_at) values ($1, $2, $3, $4, $5,"
+	    " now() + make_interval(secs => $6::int / 1000.0))"
+	    " returning id, peer, kind, visit_id, payload, attempts,"
+	    " exists (select 1 from outbox e where e.peer = $1 and e.member = $5"
+	    "  and e.id < outbox.id and e.delivered_at is null"
+	    "  and e.failed_at is null)", 6, params };
+	calls[n++] = (struct db_call){ "COMMIT", 0, NULL };
+	if (db_pipeline(conn, calls, n, res) < 0)
+		return -EIO;
+	if (before != NULL)
+		PQclear(res[0]);
+	row = res[n - 2];
+	if (db_committed(res[n - 1]) < 0) {
+		PQclear(row);
+		return -EIO;
+	}
+	waits = strcmp(PQgetvalue(row, 0, 6), "t") == 0;
+	/* Committed: from here on, a failure leaves the message to the couriers. */
+	if (!waits && db_begin(conn) == 0) {
+		r = outbox_send(node, conn, pc, row, 0, true);
+		if (r < 0)
+			db_rollback(conn);
+	} else
+		r = waits ? outbox_flush_member(node, conn, pc, peer, member) == 0 : 0;
+	PQclear(row);
+	return r > 0 ? 0 : 1;
 }

@@ -3,7 +3,9 @@
  *
  * A message is written in the same transaction as the state change that made
  * it due, then delivered by whoever claims it first (FOR UPDATE SKIP LOCKED),
- * so several processes on one database never deliver one message twice.
+ * so several processes on one database never deliver one message twice (a
+ * check-out's, delivered at once by its worker, is left alone by the others
+ * for longer than that takes: outbox_add_deliver).
  * Failures back off exponentially with jitter; a peer's 4xx is final.
  */
 #ifndef PASSERELLE_OUTBOX_H
@@ -16,6 +18,7 @@
 
 #include <libpq-fe.h>
 
+#include "db.h"
 #include "node.h"
 #include "peer.h"
 
@@ -23,15 +26,24 @@
 #define OUTBOX_COMPLETE "complete"
 
 /*
- * Queues payload for peer in the caller's transaction; ret_id gets its id.
+ * Queues payload for peer in the caller's transaction, for the couriers.
  * Messages about one member (pseudonym) are delivered in the order queued.
- * held: the caller delivers it itself right after committing
- * (outbox_deliver_one), so the couriers leave it for OUTBOX_HOLD first.
  */
-#define OUTBOX_HOLD "10 seconds"
 int outbox_add(PGconn *conn, const char *peer, const char *kind,
-    const char *visit_id, const char *member, const char *payload, bool held,
-    char *ret_id, size_t idlen);
+    const char *visit_id, const char *member, const char *payload);
+
+/*
+ * Queues payload and delivers it at once: the caller's last statement
+ * (before; NULL for none), the message and the COMMIT of the caller's
+ * transaction in one round trip, then the call to the peer, after anything
+ * about the member that still waits before it.  The couriers leave the
+ * message alone meanwhile (for the peer timeout and 10 s more).  0
+ * delivered, 1 left to the couriers (the peer did not take it, or an
+ * earlier message waits), -EIO when nothing was committed.
+ */
+int outbox_add_deliver(struct node *node, PGconn *conn, struct peer_client *pc,
+    const struct db_call *before, const char *peer, const char *kind,
+    const char *visit_id, const char *member, const char *payload);
 
 /* Delivers message id now if it is still due: 1 delivered, 0 not, <0 error. */
 int outbox_deliver_one(struct node *node, PGconn *conn, struct peer_client *pc,

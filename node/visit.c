@@ -498,7 +498,7 @@ visit_void(struct node *node, PGconn *conn, const char *visit_id, const char *ho
 	payload = visit_completion_payload(visit_id, now, now, 0, token);
 	free(token);
 	r = payload != NULL ? outbox_add(conn, home, OUTBOX_COMPLETE, visit_id, sub,
-	    payload, false, NULL, 0) : -ENOMEM;
+	    payload) : -ENOMEM;
 	free(payload);
 	return r;
 }
@@ -653,8 +653,7 @@ visit_offline(struct node *node, PGconn *conn, const char *req,
 		snprintf(d->reason, sizeof(d->reason), "Admitted provisionally: the"
 		    " member's home space (%s) cannot be reached; it will be asked again"
 		    " and the visit confirmed.", c->iss);
-		return outbox_add(conn, c->iss, OUTBOX_AUTHORIZE, d->visit_id, c->sub, req,
-		    false, NULL, 0);
+		return outbox_add(conn, c->iss, OUTBOX_AUTHORIZE, d->visit_id, c->sub, req);
 	}
 	visit_refuse(d, "home_unreachable", "The member's home space (%s) cannot be"
 	    " reached right now; try again in a moment.", c->iss);
@@ -798,7 +797,7 @@ visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
     size_t errlen)
 {
 	const struct config *cfg = node_config(node);
-	char half[32], outbox_id[32] = "", member[64] = "", *completion;
+	char half[32], *completion, *payload;
 	bool disputed;
 	const char *params[3];
 	PGresult *res;
@@ -881,44 +880,49 @@ visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
 	}
 	{
 		const char *p2[2] = { visit_id, completion };
+		const struct db_call keep = { "update host_visits set completion = $2"
+		    " where visit_id = $1", 2, p2 };
+		bool local = strcmp(ret->home, node_space_id(node)) == 0;
 
-		r = db_exec(conn, "update host_visits set completion = $2"
-		    " where visit_id = $1", 2, p2);
-	}
-	if (r == 0 && disputed) {
-		/* The home refused this visit: there is nothing to report to it. */
-		ret->reported = false;
-	} else if (r == 0 && strcmp(ret->home, node_space_id(node)) == 0) {
-		bool already;
-
-		r = home_complete_visit(node, conn, ret->home, visit_id,
-		    PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), ret->units, completion,
-		    true, &already);
-		ret->reported = r == 0;
-	} else if (r == 0) {
-		char *payload = visit_completion_payload(visit_id, PQgetvalue(res, 0, 2),
+		payload = disputed || local ? NULL :
+		    visit_completion_payload(visit_id, PQgetvalue(res, 0, 2),
 		    PQgetvalue(res, 0, 3), ret->units, completion);
+		if (!disputed && !local && pc != NULL) {
+			/*
+			 * The completion, its message to the home and the commit
+			 * in one round trip, then delivered at once if the home
+			 * answers; the outbox keeps it otherwise.
+			 */
+			r = payload != NULL ? outbox_add_deliver(node, conn, pc, &keep,
+			    ret->home, OUTBOX_COMPLETE, visit_id, PQgetvalue(res, 0, 4),
+			    payload) : -ENOMEM;
+			ret->reported = r == 0;
+		} else {
+			r = db_exec(conn, keep.sql, 2, p2);
+			if (r == 0 && disputed) {
+				/* The home refused this visit: nothing to report to it. */
+				ret->reported = false;
+			} else if (r == 0 && local) {
+				bool already;
 
-		/*
-		 * This worker delivers it at once (below): the couriers leave it
-		 * alone for a while, so that they do not race it.
-		 */
-		r = payload != NULL ? outbox_add(conn, ret->home, OUTBOX_COMPLETE, visit_id,
-		    PQgetvalue(res, 0, 4), payload, pc != NULL, outbox_id,
-		    sizeof(outbox_id)) : -ENOMEM;
-		util_strlcpy(member, PQgetvalue(res, 0, 4), sizeof(member));
-		free(payload);
+				r = home_complete_visit(node, conn, ret->home, visit_id,
+				    PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), ret->units,
+				    completion, true, &already);
+				ret->reported = r == 0;
+			} else if (r == 0) {
+				/* No peer client (the command line): the couriers deliver it. */
+				r = payload != NULL ? outbox_add(conn, ret->home, OUTBOX_COMPLETE,
+				    visit_id, PQgetvalue(res, 0, 4), payload) : -ENOMEM;
+			}
+			if (r == 0)
+				r = db_commit(conn);
+		}
 	}
+	free(payload);
 	free(completion);
 	PQclear(res);
-	if (r < 0 || db_commit(conn) < 0)
+	if (r < 0)
 		goto db_error_rollback;
-	/*
-	 * Deliver now if the home answers, after anything about this member
-	 * that still waits for it; the outbox keeps it otherwise.
-	 */
-	if (outbox_id[0] != '\0' && pc != NULL)
-		ret->reported = outbox_flush_member(node, conn, pc, ret->home, member) == 0;
 	return 0;
 
 db_error_rollback:
