@@ -201,8 +201,8 @@ static const char visit_update_sql[] =
 #define VISIT_SEATS_LOCK "select pg_advisory_xact_lock(7405637113)"
 
 /*
- * What a check-in reads before it writes, in one statement outside any
- * transaction: the terms with the member's home, whether the home revoked
+ * What a check-in reads before it writes, in one statement (with a
+ * visitor's pending row: visit_precheck): the terms with the member's home, whether the home revoked
  * the pass, the seats, the visitor's units this month (when the terms cap
  * them), whether messages about the member still wait for the home, and the
  * opening hours.  $1 time zone, $2 home, $3 jti, $4 pseudonym, $5 the
