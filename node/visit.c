@@ -820,17 +820,25 @@ visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
 	 * accounting needs once the visitor has left.  The unit rule is the
 	 * host's: up to half_day_max one unit, more two.
 	 */
+	/*
+	 * The visit is found and locked by its key first: "status = 'open'"
+	 * in the update's own condition lets a generic plan scan the whole
+	 * partial index of open visits (host_visits_open), 3 ms instead of
+	 * 30 us with thousands of visits open (as home_complete_visit).
+	 */
 	res = db_query(conn,
-	    "update host_visits set status = 'closed',"
-	    "  checked_out_at = greatest(checked_in_at, coalesce($3::timestamptz, now())),"
+	    "with cur as materialized (select visit_id, status from host_visits"
+	    "   where visit_id = $1 for update)"
+	    " update host_visits v set status = 'closed',"
+	    "  checked_out_at = greatest(v.checked_in_at, coalesce($3::timestamptz, now())),"
 	    "  display_name = null,"
-	    "  units = case when greatest(checked_in_at, coalesce($3::timestamptz, now()))"
-	    "    - checked_in_at <= make_interval(secs => $2) then 1 else 2 end"
-	    " where visit_id = $1 and status = 'open'"
-	    " returning home, units, to_char(checked_in_at at time zone 'UTC',"
-	    "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), to_char(checked_out_at at time zone 'UTC',"
-	    "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), pseudonym, rate_cents, currency,"
-	    " disputed_at is not null", 3, params);
+	    "  units = case when greatest(v.checked_in_at, coalesce($3::timestamptz, now()))"
+	    "    - v.checked_in_at <= make_interval(secs => $2) then 1 else 2 end"
+	    " from cur where v.visit_id = cur.visit_id and cur.status = 'open'"
+	    " returning v.home, v.units, to_char(v.checked_in_at at time zone 'UTC',"
+	    "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), to_char(v.checked_out_at at time zone 'UTC',"
+	    "  'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), v.pseudonym, v.rate_cents, v.currency,"
+	    " v.disputed_at is not null", 3, params);
 	if (res == NULL)
 		goto db_error_rollback;
 	if (PQntuples(res) == 0) {
