@@ -264,12 +264,18 @@ staff_authenticate(PGconn *conn, const char *authorization,
 	staff_hash(authorization, hash);
 	c = staff_cache_get(conn);
 	for (i = 0; c != NULL && i < c->n; i++)
-		if (strcmp(c->e[i].hash, hash) == 0 && util_now() < c->e[i].until) {
+		if (strcmp(c->e[i].hash, hash) == 0 &&
+		    util_monotonic_us() < c->e[i].until) {
 			*ret_role = c->e[i].role;
 			util_strlcpy(ret_name, c->e[i].name, namelen);
 			return 0;
 		}
-	/* A session that does not listen yet starts to, in the same round trip. */
+	/*
+	 * A session that does not listen yet starts to, in the same round trip;
+	 * but what that round trip reads is not kept: LISTEN takes effect when
+	 * its transaction commits, after the lookup read the table, and a
+	 * change committed in between would never be heard of.
+	 */
 	if (c != NULL && c->pid == 0)
 		calls[n++] = (struct db_call){ "LISTEN " STAFF_CHANNEL, 0, NULL };
 	params[0] = hash;
@@ -281,14 +287,15 @@ staff_authenticate(PGconn *conn, const char *authorization,
 	    staff_role_parse(PQgetvalue(res[n - 1], 0, 0), ret_role) == 0) {
 		util_strlcpy(ret_name, PQgetvalue(res[n - 1], 0, 1), namelen);
 		r = 0;
-		if (c != NULL) {
+		if (c != NULL && n == 1) {
 			for (i = 0; i < c->n && strcmp(c->e[i].hash, hash) != 0; i++)
 				;
 			if (i == c->n)
 				i = c->n < STAFF_CACHE_SIZE ? c->n++ :
 				    c->next++ % STAFF_CACHE_SIZE;
 			util_strlcpy(c->e[i].hash, hash, sizeof(c->e[i].hash));
-			c->e[i].until = util_now() + STAFF_CACHE_SECONDS;
+			c->e[i].until = util_monotonic_us() +
+			    STAFF_CACHE_SECONDS * INT64_C(1000000);
 			c->e[i].role = *ret_role;
 			util_strlcpy(c->e[i].name, PQgetvalue(res[n - 1], 0, 1),
 			    sizeof(c->e[i].name));

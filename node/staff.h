@@ -44,8 +44,8 @@ int staff_remove(PGconn *conn, const char *name, const char *actor,
 
 /*
  * Gives an account a new bearer token (ret_token, at least 64 bytes); the
- * old one is refused from the next request on.  0 with the account's role,
- * -ENOENT or -EIO.
+ * old one is refused as soon as the node's workers hear of the change
+ * (staff.c).  0 with the account's role, -ENOENT or -EIO.
  */
 int staff_replace_token(PGconn *conn, const char *name, const char *actor,
     enum staff_role *ret_role, char *ret_token, size_t tokenlen, char *err,
