@@ -9,6 +9,7 @@
  * not start servers either: the embedded cluster is pgembed.c's business.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,10 +115,14 @@ db_connect(const char *conninfo, PGconn **ret, char *err, size_t errlen)
 	 * Keywords before "dbname" are defaults that the expanded conninfo may
 	 * override; fallback_application_name also yields to $PGAPPNAME.
 	 */
+	/*
+	 * The time zone also as a startup option, so that a session made again
+	 * by PQreset (a server that restarted) is in UTC too.
+	 */
 	const char *keys[] = { "connect_timeout", "client_encoding",
-		"fallback_application_name", "dbname", NULL };
+		"fallback_application_name", "options", "dbname", NULL };
 	const char *values[] = { DB_CONNECT_TIMEOUT, "UTF8", "passerelle",
-		conninfo != NULL ? conninfo : "", NULL };
+		"-c TimeZone=UTC", conninfo != NULL ? conninfo : "", NULL };
 	PGconn *conn;
 	PGresult *res;
 	int r;
@@ -773,13 +778,28 @@ db_is_broken(PGconn *conn)
 bool
 db_reconnect(PGconn *conn, int ms)
 {
-	for (int waited = 0; db_is_broken(conn); waited += 100) {
-		if (conn == NULL || waited >= ms)
+	int64_t deadline = util_monotonic_us() + (int64_t)ms * 1000, left;
+	PostgresPollingStatusType st;
+	struct pollfd p;
+
+	while (conn != NULL && db_is_broken(conn)) {
+		if ((left = (deadline - util_monotonic_us()) / 1000) <= 0)
 			return false;
-		if (waited > 0)
-			usleep(100 * 1000);
 		db_forget(conn);
-		PQreset(conn);
+		/* Without blocking past the deadline (connect_timeout is 10 s). */
+		st = PQresetStart(conn) == 1 ? PGRES_POLLING_WRITING : PGRES_POLLING_FAILED;
+		while (st == PGRES_POLLING_READING || st == PGRES_POLLING_WRITING) {
+			left = (deadline - util_monotonic_us()) / 1000;
+			p.fd = PQsocket(conn);
+			p.events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+			if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+				return false;
+			st = PQresetPoll(conn);
+		}
+		if (db_is_broken(conn)) {
+			left = (deadline - util_monotonic_us()) / 1000;
+			usleep((useconds_t)(left < 100 ? left : 100) * 1000);
+		}
 	}
-	return true;
+	return conn != NULL;
 }

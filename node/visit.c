@@ -603,22 +603,36 @@ visit_resolve_stale(struct node *node, PGconn *conn, int *ret_voided)
  * answer to its COMMIT was lost: a server that dies (or restarts) while it
  * flushes the commit may have made it durable.  Telling the desk that the
  * check-in failed would then leave a visit open that nobody knows of, so
- * the row is read again on the connection made anew (for up to 2 s).
+ * the row is read again on the connection made anew (for up to 2 s, and
+ * 2 s more for a commit still under way).
  */
 static bool
 visit_final_row_made(PGconn *conn, const struct visit_decision *d)
 {
 	const char *params[1] = { d->visit_id };
-	PGresult *res;
+	/*
+	 * Locked, so that a commit still under way in the old session (the
+	 * link cut, the server alive) is waited for, up to lock_timeout.
+	 */
+	const struct db_call calls[2] = {
+		{ "set local lock_timeout = '2s'", 0, NULL },
+		{ "select status from host_visits where visit_id = $1 for update", 1,
+		  params },
+	};
+	PGresult *res[2];
 	bool made;
 
-	if (!db_reconnect(conn, 2000))
+	if (!db_reconnect(conn, 2000) || db_begin(conn) < 0)
 		return false;
-	res = db_query(conn, "select status from host_visits where visit_id = $1",
-	    1, params);
-	made = res != NULL && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0),
+	if (db_pipeline(conn, calls, 2, res) < 0) {
+		db_rollback(conn);
+		return false;
+	}
+	made = PQntuples(res[1]) == 1 && strcmp(PQgetvalue(res[1], 0, 0),
 	    d->admitted ? "open" : "refused") == 0;
-	PQclear(res);
+	PQclear(res[0]);
+	PQclear(res[1]);
+	db_rollback(conn);
 	if (made)
 		log_info("visit %s: its commit was made, though its answer was lost",
 		    d->visit_id);

@@ -19,6 +19,7 @@
 #include "check.h"
 #include "db.h"
 #include "pgembed.h"
+#include "util.h"
 
 static int
 remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -179,6 +180,9 @@ check_reconnect(PGconn *conn, const char *conninfo)
 		CHECK(false, "second connection: %s", err);
 		return;
 	}
+	/* A database whose sessions would not be in UTC by themselves. */
+	CHECK(db_exec(other, "alter database passerelle set timezone = 'Europe/Paris'",
+	    0, NULL) == 0, "a time zone for the database");
 	CHECK(db_exec(other, "select pg_terminate_backend($1::int)", 1, params) == 0,
 	    "terminate the first session");
 	PQfinish(other);
@@ -191,6 +195,21 @@ check_reconnect(PGconn *conn, const char *conninfo)
 	    "and usable (statements prepared again)");
 	PQclear(res);
 	CHECK(PQbackendPID(conn) != atoi(pid), "in a new session");
+	res = db_query(conn, "show timezone", 0, NULL);
+	CHECK(res != NULL && strcmp(PQgetvalue(res, 0, 0), "UTC") == 0,
+	    "the new session is in UTC (%s)", res != NULL ? PQgetvalue(res, 0, 0) : "?");
+	PQclear(res);
+	CHECK(db_exec(conn, "alter database passerelle reset timezone", 0, NULL) == 0,
+	    "the database's time zone reset");
+	/* Not past its deadline when the server does not come back. */
+	{
+		PGconn *dead = PQconnectdb("host=/nonexistent-passerelle dbname=x");
+		int64_t t0 = util_monotonic_us();
+
+		CHECK(db_is_broken(dead) && !db_reconnect(dead, 300) &&
+		    util_monotonic_us() - t0 < 2000000, "a server that is gone: false in time");
+		PQfinish(dead);
+	}
 }
 
 int
