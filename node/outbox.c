@@ -495,48 +495,58 @@ outbox_add_deliver(struct node *node, PGconn *conn, struct peer_client *pc,
     const struct db_call *before, const char *peer, const char *kind,
     const char *visit_id, const char *member, const char *payload)
 {
-	char hold[32];
-	const char *params[6] = { peer, kind, visit_id, payload, member, hold };
+	const char *params[5] = { peer, kind, visit_id, payload, member };
+	const char *lock[4] = { peer, member, visit_id, kind };
 	/*
 	 * The row as a claim returns it (OUTBOX_CLAIM_COLUMNS), and whether an
-	 * earlier message about the member still waits.  This worker holds no
-	 * lock on it while it calls the peer: the couriers leave it alone for
-	 * longer than the call may take (the peer timeout, and 10 s more).
+	 * earlier message about the member still waits; then, in a new
+	 * transaction, the row locked while it is sent, as a courier's claim
+	 * locks it: nobody else sends it meanwhile.  The couriers leave it
+	 * alone for OUTBOX_HOLD besides, should this worker die before.
 	 */
-	struct db_call calls[3];
-	PGresult *res[3], *row;
+	struct db_call calls[5];
+	PGresult *res[5], *row;
 	bool waits;
 	int n = 0, r;
 
-	snprintf(hold, sizeof(hold), "%lld",
-	    (long long)node_config(node)->peer_timeout_ms + 10000);
 	if (before != NULL)
 		calls[n++] = *before;
 	calls[n++] = (struct db_call){ "insert into outbox (peer, kind, visit_id,"
 	    " payload, member, next_attempt_at) values ($1, $2, $3, $4, $5,"
-	    " now() + make_interval(secs => $6::int / 1000.0))"
+	    " now() + interval '" OUTBOX_HOLD "')"
 	    " returning id, peer, kind, visit_id, payload, attempts,"
 	    " exists (select 1 from outbox e where e.peer = $1 and e.member = $5"
 	    "  and e.id < outbox.id and e.delivered_at is null"
-	    "  and e.failed_at is null)", 6, params };
+	    "  and e.failed_at is null)", 5, params };
 	calls[n++] = (struct db_call){ "COMMIT", 0, NULL };
-	if (db_pipeline(conn, calls, n, res) < 0)
+	calls[n++] = (struct db_call){ "BEGIN", 0, NULL };
+	calls[n++] = (struct db_call){ "select 1 from outbox where peer = $1"
+	    " and member = $2 and visit_id = $3 and kind = $4"
+	    " and delivered_at is null and failed_at is null for update", 4, lock };
+	if (db_pipeline(conn, calls, n, res) < 0) {
+		db_rollback(conn);
 		return -EIO;
+	}
 	if (before != NULL)
 		PQclear(res[0]);
-	row = res[n - 2];
-	if (db_committed(res[n - 1]) < 0) {
+	row = res[n - 4];
+	PQclear(res[n - 2]);
+	PQclear(res[n - 1]);
+	if (db_committed(res[n - 3]) < 0) {
 		PQclear(row);
+		db_rollback(conn);
 		return -EIO;
 	}
 	waits = strcmp(PQgetvalue(row, 0, 6), "t") == 0;
 	/* Committed: from here on, a failure leaves the message to the couriers. */
-	if (!waits && db_begin(conn) == 0) {
+	if (!waits) {
 		r = outbox_send(node, conn, pc, row, 0, true);
 		if (r < 0)
 			db_rollback(conn);
-	} else
-		r = waits ? outbox_flush_member(node, conn, pc, peer, member) == 0 : 0;
+	} else {
+		db_rollback(conn);
+		r = outbox_flush_member(node, conn, pc, peer, member) == 0;
+	}
 	PQclear(row);
 	return r > 0 ? 0 : 1;
 }

@@ -4,8 +4,8 @@
  * A message is written in the same transaction as the state change that made
  * it due, then delivered by whoever claims it first (FOR UPDATE SKIP LOCKED),
  * so several processes on one database never deliver one message twice (a
- * check-out's, delivered at once by its worker, is left alone by the others
- * for longer than that takes: outbox_add_deliver).
+ * check-out's is locked by its worker while it delivers it at once:
+ * outbox_add_deliver).
  * Failures back off exponentially with jitter; a peer's 4xx is final.
  */
 #ifndef PASSERELLE_OUTBOX_H
@@ -35,12 +35,13 @@ int outbox_add(PGconn *conn, const char *peer, const char *kind,
 /*
  * Queues payload and delivers it at once: the caller's last statement
  * (before; NULL for none), the message and the COMMIT of the caller's
- * transaction in one round trip, then the call to the peer, after anything
- * about the member that still waits before it.  The couriers leave the
- * message alone meanwhile (for the peer timeout and 10 s more).  0
- * delivered, 1 left to the couriers (the peer did not take it, or an
- * earlier message waits), -EIO when nothing was committed.
+ * transaction in one round trip, then the call to the peer (the row locked
+ * meanwhile, as a courier's claim locks it), after anything about the
+ * member that still waits before it.  0 delivered, 1 left to the couriers
+ * (the peer did not take it, or an earlier message waits), -EIO when it
+ * may not have been committed.
  */
+#define OUTBOX_HOLD "10 seconds"
 int outbox_add_deliver(struct node *node, PGconn *conn, struct peer_client *pc,
     const struct db_call *before, const char *peer, const char *kind,
     const char *visit_id, const char *member, const char *payload);
