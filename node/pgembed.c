@@ -291,7 +291,7 @@ pgembed_find_user(const char *name, struct passwd *pw, char *buf, size_t len,
 	struct passwd *found = NULL;
 	struct group gr, *g;
 	FILE *f;
-	int n = 0;
+	int n = 0, e;
 
 	*ret_errno = 0;
 	if ((f = fopen("/etc/passwd", "re")) != NULL) {
@@ -308,10 +308,11 @@ pgembed_find_user(const char *name, struct passwd *pw, char *buf, size_t len,
 		return found;
 	}
 	groups[n++] = pw->pw_gid;
+	e = EIO;
 	if ((f = fopen("/etc/group", "re")) != NULL) {
 		char gbuf[16384];
 
-		while (n >= 0 && fgetgrent_r(f, &gr, gbuf, sizeof(gbuf), &g) == 0)
+		while (n >= 0 && (e = fgetgrent_r(f, &gr, gbuf, sizeof(gbuf), &g)) == 0)
 			for (char **m = g->gr_mem; m != NULL && *m != NULL; m++)
 				if (strcmp(*m, name) == 0 && g->gr_gid != pw->pw_gid) {
 					if (n == *ngroups)
@@ -321,6 +322,12 @@ pgembed_find_user(const char *name, struct passwd *pw, char *buf, size_t len,
 					break;
 				}
 		fclose(f);
+	}
+	/* A file that could not be read to its end (ENOENT ends it): the system's. */
+	if (n >= 0 && e != ENOENT) {
+		if (getgrouplist(name, pw->pw_gid, groups, ngroups) < 0)
+			*ngroups = -1;
+		return found;
 	}
 	*ngroups = n;
 	return found;
