@@ -472,6 +472,14 @@ db_prepared(PGconn *conn, const char *sql, int nparams)
 	snprintf(name, sizeof(name), "p%u", ++db_stmt_serial);
 	res = PQprepare(conn, name, sql, nparams, NULL);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		char err[512];
+
+		/*
+		 * Said here: inside a transaction the failure aborts it, and the
+		 * statement then run unprepared only says 25P02.
+		 */
+		db_note_failure(conn, res, err, sizeof(err));
+		log_warnx("cannot prepare \"%.60s\": %s", sql, err);
 		PQclear(res);
 		return NULL;
 	}
