@@ -19,6 +19,7 @@ import itertools
 import json
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -62,11 +63,37 @@ def wait_until(predicate, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+_PORTS_GIVEN = set()
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing uses right now, below the
+    kernel's range of ephemeral ports, and not given before.  A port from
+    that range (what bind to port 0 gives) may become the source port of
+    any outgoing connection once its node stops, and a node restarted on it
+    then fails with "Address already in use"."""
+    low = _ephemeral_low()
+    rnd = random.Random()
+    for _ in range(1000):
+        port = rnd.randrange(10000, low)
+        if port in _PORTS_GIVEN:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _PORTS_GIVEN.add(port)
+        return port
+    raise RuntimeError("no free TCP port below the ephemeral range")
 
 
 def tail(path, lines=40):
