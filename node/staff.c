@@ -108,26 +108,20 @@ staff_list(PGconn *conn, cJSON **ret)
 }
 
 /*
- * Here and in staff_replace_token, the change and its audit row are one
- * statement, so that neither happens without the other.  The row's detail
- * is the account's role, returned to the caller; no row comes back when
- * the name is unknown.
+ * Runs an account change whose statement also writes its audit row, so
+ * that neither happens without the other, and returns that row's detail:
+ * the account's role.  No row comes back when the name is unknown.
  */
-int
-staff_remove(PGconn *conn, const char *name, const char *actor,
-    enum staff_role *ret_role, char *err, size_t errlen)
+static int
+staff_change(PGconn *conn, const char *sql, int nparams, const char *const *params,
+    const char *name, const char *doing, enum staff_role *ret_role, char *err,
+    size_t errlen)
 {
-	const char *params[2] = { name, actor };
-	PGresult *res;
+	PGresult *res = db_query(conn, sql, nparams, params);
 	int r;
 
-	res = db_query(conn, "with gone as (delete from staff where name = $1"
-	    " returning name, role) insert into audit (actor, action, subject,"
-	    " detail) select $2, 'staff.remove', name, role from gone"
-	    " returning detail", 2, params);
 	if (res == NULL) {
-		snprintf(err, errlen, "database error while removing '%s'",
-		    name);
+		snprintf(err, errlen, "database error while %s '%s'", doing, name);
 		return -EIO;
 	}
 	r = PQntuples(res) == 1 ? 0 : -ENOENT;
@@ -140,33 +134,35 @@ staff_remove(PGconn *conn, const char *name, const char *actor,
 }
 
 int
+staff_remove(PGconn *conn, const char *name, const char *actor,
+    enum staff_role *ret_role, char *err, size_t errlen)
+{
+	const char *params[2] = { name, actor };
+
+	return staff_change(conn, "with gone as (delete from staff where name = $1"
+	    " returning name, role) insert into audit (actor, action, subject,"
+	    " detail) select $2, 'staff.remove', name, role from gone"
+	    " returning detail", 2, params, name, "removing", ret_role, err, errlen);
+}
+
+int
 staff_replace_token(PGconn *conn, const char *name, const char *actor,
     enum staff_role *ret_role, char *ret_token, size_t tokenlen, char *err,
     size_t errlen)
 {
 	char token[STAFF_TOKEN_SIZE], hash[65];
 	const char *params[3] = { name, hash, actor };
-	PGresult *res;
 	int r;
 
 	staff_new_token(token, hash);
-	res = db_query(conn, "with changed as (update staff"
+	r = staff_change(conn, "with changed as (update staff"
 	    " set token_hash = $2 where name = $1 returning name, role)"
 	    " insert into audit (actor, action, subject, detail)"
 	    " select $3, 'staff.token', name, role from changed"
-	    " returning detail", 3, params);
-	if (res == NULL) {
-		snprintf(err, errlen, "database error while replacing"
-		    " the token of '%s'", name);
-		return -EIO;
-	}
-	r = PQntuples(res) == 1 ? 0 : -ENOENT;
-	if (r == 0) {
-		(void)staff_role_parse(PQgetvalue(res, 0, 0), ret_role);
+	    " returning detail", 3, params, name, "replacing the token of", ret_role,
+	    err, errlen);
+	if (r == 0)
 		util_strlcpy(ret_token, token, tokenlen);
-	} else
-		snprintf(err, errlen, "no staff account named '%s'", name);
-	PQclear(res);
 	return r;
 }
 
