@@ -286,9 +286,13 @@ staff_authenticate(PGconn *conn, const char *authorization,
 		if (c != NULL && n == 1) {
 			for (i = 0; i < c->n && strcmp(c->e[i].hash, hash) != 0; i++)
 				;
-			if (i == c->n)
-				i = c->n < STAFF_CACHE_SIZE ? c->n++ :
-				    c->next++ % STAFF_CACHE_SIZE;
+			if (i == c->n && c->n < STAFF_CACHE_SIZE)
+				c->n++;
+			else if (i == c->n) {
+				/* Full: the entries are replaced in turn. */
+				i = c->next;
+				c->next = (c->next + 1) % STAFF_CACHE_SIZE;
+			}
 			util_strlcpy(c->e[i].hash, hash, sizeof(c->e[i].hash));
 			c->e[i].until = util_monotonic_us() +
 			    STAFF_CACHE_SECONDS * INT64_C(1000000);
