@@ -4,6 +4,7 @@ import concurrent.futures
 import datetime
 import json
 import signal
+import time
 import uuid
 from zoneinfo import ZoneInfo
 
@@ -60,6 +61,56 @@ def test_monthly_cap_of_roaming(federation):
     assert (a["decision"], a["reason_code"]) == ("refuse", "roaming_cap"), a
     # At home the cap does not apply: it counts half-days elsewhere.
     assert round_trip(cordee, token)["decision"] == "admit"
+
+
+def rows_read(node, table, before=None):
+    """The rows scans of the table have read so far (vacuum and analyze
+    aside), and the rows inserted.  A node's session reports its statistics
+    when it goes idle, or up to 10 s later when it reported less than a
+    second before: with `before`, waits for the visit's row to be counted,
+    which comes with whatever was read before it."""
+    q = ("select coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0), n_tup_ins"
+         " from pg_stat_user_tables where relname = %s")
+    node.db().execute("select pg_stat_force_next_flush()")
+    if before is not None:
+        wait_until(lambda: node.query_one(q, table)[1] != before[1], 20,
+                   interval=0.2, what=f"{table}'s statistics")
+    return node.query_one(q, table)
+
+
+def test_monthly_caps_read_one_members_visits(federation):
+    """Both monthly caps count one member's visits through an index on the
+    member: a busy month (3,000 visits of others on each side) costs a
+    check-in a few rows read, not the month's."""
+    f = federation()
+    troquet, cordee = f["troquet"], f["cordee"]
+    troquet.cli_ok("peer", "terms", "cordee", "--cap", "5")
+    member = cordee.add_member(plan="monthly", until="2099-12-31")
+    cordee.cli_ok("member", "plan", "--monthly", "--until", "2099-12-31", "--cap", "5",
+                  "--", member["pseudonym"])
+    token = cordee.issue_pass(member)
+    other = cordee.add_member()
+    cordee.db().execute(
+        "insert into home_visits (visit_id, host, member_id, jti, decision,"
+        " request_hash, response, checked_out_at, units)"
+        " select gen_random_uuid(), 'troquet', m.id, 'j', 'admit', 'h',"
+        " repeat('x', 400), now(), 1 from members m, generate_series(1, 3000)"
+        " where m.pseudonym = %s", (other["pseudonym"],))
+    troquet.db().execute(
+        "insert into host_visits (visit_id, home, pseudonym, jti, status,"
+        " receipt, checked_out_at, units)"
+        " select gen_random_uuid(), 'cordee', 'other' || i, 'j', 'closed',"
+        " repeat('x', 400), now(), 1 from generate_series(1, 3000) i")
+    cordee.db().execute("analyze home_visits")
+    troquet.db().execute("analyze host_visits")
+    before = rows_read(cordee, "home_visits"), rows_read(troquet, "host_visits")
+    a = visit(troquet, token)
+    assert a["decision"] == "admit", a
+    after = (rows_read(cordee, "home_visits", before[0]),
+             rows_read(troquet, "host_visits", before[1]))
+    # Without the indexes: the 3,000 rows at each side.
+    assert after[0][0] - before[0][0] < 30, (before, after)
+    assert after[1][0] - before[1][0] < 30, (before, after)
 
 
 def test_host_monthly_cap_per_visitor(federation):
