@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,7 +183,7 @@ static const char home_lock_sql[] =
 enum {
 	HM_ID, HM_STATUS, HM_PLAN, HM_NAME, HM_TICKETS, HM_VALID, HM_REVOKED,
 	HM_FROM, HM_UNTIL, HM_ROAM_CAP, HM_STORED_HASH, HM_STORED_BODY, HM_OPEN_AT,
-	HM_ROAMED, HM_TERMS
+	HM_ROAMED, HM_ISSUED, HM_TERMS
 };
 static const char home_member_sql[] =
     "select m.id, m.status, m.plan, m.display_name, m.tickets,"
@@ -198,6 +199,7 @@ static const char home_member_sql[] =
     "    where r.member_id = m.id and r.host <> $6 and r.decision = 'admit'"
     "    and r.authorized_at >= date_trunc('month', now() at time zone $3)"
     "     at time zone $3) end,"
+    "  p.digest = decode($7, 'hex'),"
     "  " TERMS_COLUMNS
     " from passes p join members m on m.id = p.member_id"
     " left join home_visits s on s.visit_id = $4::uuid"
@@ -239,6 +241,80 @@ home_check_rules(struct node *node, PGresult *m, struct home_answer *a)
 	}
 }
 
+/* The refusal of a pass that does not verify (not stored: nothing to record). */
+static char *
+home_bad_pass_body(struct node *node, const struct home_request *req, int pr)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *s;
+
+	cJSON_AddStringToObject(o, "visit_id", req->visit_id);
+	cJSON_AddStringToObject(o, "home", node_space_id(node));
+	cJSON_AddStringToObject(o, "host", req->host);
+	cJSON_AddStringToObject(o, "decision", "refuse");
+	cJSON_AddStringToObject(o, "reason_code", pass_error_code(pr));
+	cJSON_AddStringToObject(o, "reason", pass_error_message(pr));
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+/*
+ * The answer to a pass that does not verify: none is recorded, but a repeat
+ * of a request answered while the pass was valid (an outbox delivering
+ * late) gets that answer.  m is the member's row when it was read (with
+ * the stored answer), NULL to look the answer up.
+ */
+static int
+home_bad_pass(struct node *node, PGconn *conn, const struct home_request *req,
+    const char *hash, int pr, PGresult *m, int *ret_status, char **ret_body)
+{
+	PGresult *res = m;
+	int r;
+
+	if (res == NULL) {
+		const char *params[1] = { req->visit_id };
+
+		res = db_query(conn, "select request_hash, response"
+		    " from home_visits where visit_id = $1", 1, params);
+		if (res == NULL)
+			return -EIO;
+		r = home_stored_answer(PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : NULL,
+		    PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : NULL, hash,
+		    ret_status, ret_body);
+		PQclear(res);
+	} else {
+		r = home_stored_answer(PQgetisnull(m, 0, HM_STORED_HASH) ? NULL :
+		    PQgetvalue(m, 0, HM_STORED_HASH), PQgetvalue(m, 0, HM_STORED_BODY),
+		    hash, ret_status, ret_body);
+	}
+	if (r == 0) {
+		*ret_status = 200;
+		*ret_body = home_bad_pass_body(node, req, pr);
+	}
+	return 0;
+}
+
+/*
+ * The pass's checks against the directory (the key must be one the home
+ * publishes), with its signature when signature is set.
+ */
+static int
+home_check_pass(struct node *node, const struct home_request *req, bool signature,
+    struct pass_claims *ret)
+{
+	const struct config *cfg = node_config(node);
+	struct node_directory *nd = node_directory_get(node);
+	int pr;
+
+	pr = (signature ? pass_verify : pass_read)(req->token, util_now(),
+	    cfg->pass_leeway, directory_pass_key_lookup, nd != NULL ? nd->dir : NULL, ret);
+	node_directory_put(node, nd);
+	if (pr == PASS_OK && strcmp(ret->iss, node_space_id(node)) != 0)
+		pr = PASS_ERR_UNKNOWN_KEY;
+	return pr;
+}
+
 /* The decision and the ticket it costs, recorded in one statement. */
 static const char home_record_sql[] =
     "with debit as (update members set tickets = tickets - 1"
@@ -265,11 +341,13 @@ home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
 	struct home_answer a;
 	PGresult *m = NULL;
 	char rate[16];
-	const char *params[6] = { claims->jti, claims->sub, cfg->timezone, req->visit_id,
-		req->host, node_space_id(node) };
+	char digest[65];
+	const char *params[7] = { claims->jti, claims->sub, cfg->timezone, req->visit_id,
+		req->host, node_space_id(node), digest };
 	bool debit;
 	int r;
 
+	pass_digest(req->token, digest);
 	memset(&a, 0, sizeof(a));
 	a.req = req;
 	a.claims = claims;
@@ -279,7 +357,7 @@ home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
 	{
 		/* Both are costly to plan, and their generic plans are right. */
 		const struct db_call calls[4] = { { DB_GENERIC_PLANS, 0, NULL },
-			{ home_lock_sql, 2, params }, { home_member_sql, 6, params },
+			{ home_lock_sql, 2, params }, { home_member_sql, 7, params },
 			{ DB_AUTO_PLANS, 0, NULL } };
 		PGresult *res[4];
 
@@ -289,6 +367,23 @@ home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
 		PQclear(res[1]);
 		PQclear(res[3]);
 		m = res[2];
+	}
+	if (PQntuples(m) != 1 || strcmp(PQgetvalue(m, 0, HM_ISSUED), "t") != 0) {
+		/*
+		 * Not a token issued here as it stands (or issued before its
+		 * digest was kept): its signature decides.
+		 */
+		struct pass_claims verified;
+		int pr = home_check_pass(node, req, true, &verified);
+
+		if (pr != PASS_OK) {
+			r = home_bad_pass(node, conn, req, hash, pr,
+			    PQntuples(m) == 1 ? m : NULL, ret_status, ret_body);
+			PQclear(m);
+			if (r < 0)
+				return r;
+			goto done;
+		}
 	}
 	if (PQntuples(m) != 1) {
 		/* Nothing to record: no member of ours stands behind this pass. */
@@ -351,30 +446,10 @@ done:
 	return 0;
 }
 
-/* The refusal of a pass that does not verify (not stored: nothing to record). */
-static char *
-home_bad_pass_body(struct node *node, const struct home_request *req, int pr)
-{
-	cJSON *o = cJSON_CreateObject();
-	char *s;
-
-	cJSON_AddStringToObject(o, "visit_id", req->visit_id);
-	cJSON_AddStringToObject(o, "home", node_space_id(node));
-	cJSON_AddStringToObject(o, "host", req->host);
-	cJSON_AddStringToObject(o, "decision", "refuse");
-	cJSON_AddStringToObject(o, "reason_code", pass_error_code(pr));
-	cJSON_AddStringToObject(o, "reason", pass_error_message(pr));
-	s = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	return s;
-}
-
 int
 home_decide(struct node *node, PGconn *conn, const struct home_request *req,
     bool in_txn, int *ret_status, char **ret_body)
 {
-	const struct config *cfg = node_config(node);
-	struct node_directory *nd;
 	struct pass_claims claims;
 	char hash[65];
 	int r, pr;
@@ -386,33 +461,18 @@ home_decide(struct node *node, PGconn *conn, const struct home_request *req,
 		return 0;
 	}
 	home_request_hash(req, hash);
-	nd = node_directory_get(node);
-	pr = pass_verify(req->token, util_now(), cfg->pass_leeway,
-	    directory_pass_key_lookup, nd != NULL ? nd->dir : NULL, &claims);
-	node_directory_put(node, nd);
-	if (pr == PASS_OK && strcmp(claims.iss, node_space_id(node)) != 0)
-		pr = PASS_ERR_UNKNOWN_KEY;
-	if (pr != PASS_OK) {
-		/*
-		 * A repeat of a request answered while the pass was valid (an
-		 * outbox delivering late) gets that answer.
-		 */
-		const char *params[1] = { req->visit_id };
-		PGresult *res = db_query(conn, "select request_hash, response"
-		    " from home_visits where visit_id = $1", 1, params);
-
-		if (res == NULL)
-			return -EIO;
-		r = home_stored_answer(PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : NULL,
-		    PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : NULL, hash,
-		    ret_status, ret_body);
-		PQclear(res);
-		if (r == 0) {
-			*ret_status = 200;
-			*ret_body = home_bad_pass_body(node, req, pr);
-		}
-		return 0;
-	}
+	/*
+	 * All but the signature now; the token is then looked for among those
+	 * issued here, and its signature checked only when it is not found
+	 * (home_decide_txn).  A token that fails these checks is verified in
+	 * full, for the same answer as before.
+	 */
+	pr = home_check_pass(node, req, false, &claims);
+	if (pr != PASS_OK)
+		pr = home_check_pass(node, req, true, &claims);
+	if (pr != PASS_OK)
+		return home_bad_pass(node, conn, req, hash, pr, NULL, ret_status, ret_body) < 0 ?
+		    -EIO : 0;
 	for (int attempt = 0; attempt < 3; attempt++) {
 		if (!in_txn && db_begin(conn) < 0)
 			return -EIO;

@@ -324,19 +324,22 @@ member_issue_pass(struct node *node, PGconn *conn, const char *ref,
 	snprintf(iat, sizeof(iat), "%lld", (long long)c.iat);
 	snprintf(exp, sizeof(exp), "%lld", (long long)c.exp);
 	{
-		const char *params[5] = { c.jti, ref, c.kid, iat, exp };
+		char digest[65];
+		const char *params[6] = { c.jti, ref, c.kid, iat, exp, digest };
 		char sql[1024];
 
+		pass_digest(*ret_token, digest);
 		snprintf(sql, sizeof(sql), "insert into passes (jti, member_id, kid,"
-		    " issued_at, expires_at) select $2 || '', m.id, $3, to_timestamp($4),"
-		    " to_timestamp($5) from members m%s", member_where_ref);
+		    " issued_at, expires_at, digest) select $2 || '', m.id, $3,"
+		    " to_timestamp($4), to_timestamp($5), decode($6, 'hex')"
+		    " from members m%s", member_where_ref);
 		/*
 		 * The shared WHERE names the member as $1, so the jti goes
 		 * second here; swap them for this statement.
 		 */
 		params[0] = ref;
 		params[1] = c.jti;
-		if (db_exec(conn, sql, 5, params) < 0) {
+		if (db_exec(conn, sql, 6, params) < 0) {
 			snprintf(err, errlen, "cannot record the pass");
 			free(*ret_token);
 			*ret_token = NULL;

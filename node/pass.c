@@ -14,10 +14,12 @@
  * only need to be unique within one home space.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <sodium.h>
 
 #include "jws.h"
 #include "pass.h"
@@ -155,9 +157,9 @@ pass_from_jws_error(int r)
 	}
 }
 
-int
-pass_verify(const char *token, int64_t now, int64_t leeway,
-    pass_key_lookup_fn lookup, void *ctx, struct pass_claims *ret)
+static int
+pass_check(const char *token, int64_t now, int64_t leeway,
+    pass_key_lookup_fn lookup, void *ctx, bool signature, struct pass_claims *ret)
 {
 	struct pass_claims c;
 	struct jws *jws = NULL;
@@ -211,7 +213,7 @@ pass_verify(const char *token, int64_t now, int64_t leeway,
 		r = PASS_ERR_UNKNOWN_KEY;
 		goto out;
 	}
-	if (jws_verify(jws, pk) < 0) {
+	if (signature && jws_verify(jws, pk) < 0) {
 		r = PASS_ERR_SIGNATURE;
 		goto out;
 	}
@@ -232,6 +234,29 @@ out:
 	cJSON_Delete(claims);
 	jws_free(jws);
 	return r;
+}
+
+int
+pass_verify(const char *token, int64_t now, int64_t leeway,
+    pass_key_lookup_fn lookup, void *ctx, struct pass_claims *ret)
+{
+	return pass_check(token, now, leeway, lookup, ctx, true, ret);
+}
+
+int
+pass_read(const char *token, int64_t now, int64_t leeway,
+    pass_key_lookup_fn lookup, void *ctx, struct pass_claims *ret)
+{
+	return pass_check(token, now, leeway, lookup, ctx, false, ret);
+}
+
+void
+pass_digest(const char *token, char out[65])
+{
+	uint8_t h[crypto_hash_sha256_BYTES];
+
+	crypto_hash_sha256(h, (const uint8_t *)token, strlen(token));
+	util_hex(h, sizeof(h), out);
 }
 
 /* ---------------------------------------------------------------------

@@ -67,6 +67,18 @@ int pass_sign(const struct pass_claims *c, const uint8_t sk[64],
 int pass_verify(const char *token, int64_t now, int64_t leeway,
     pass_key_lookup_fn lookup, void *ctx, struct pass_claims *ret);
 
+/*
+ * Everything pass_verify checks but the signature, for a home that finds
+ * the token among those it issued (by pass_digest) instead: the claims
+ * are not to be trusted until then.  Its errors are pass_verify's, but
+ * for a forged pass they may name another fault than the signature.
+ */
+int pass_read(const char *token, int64_t now, int64_t leeway,
+    pass_key_lookup_fn lookup, void *ctx, struct pass_claims *ret);
+
+/* The SHA-256 of the token as issued, in hex (passes.digest). */
+void pass_digest(const char *token, char out[65]);
+
 /* A stable machine code ("expired") and a sentence for the front desk. */
 const char *pass_error_code(int err);
 const char *pass_error_message(int err);

@@ -151,14 +151,15 @@ static const char home_sql[] =
     "   from unnest($1::text[], $2::text[]) as u(p, d)"
     "   returning id, pseudonym),"
     " j as (select m.id, u.* from m join unnest($1::text[], $3::text[],"
-    "   $4::uuid[], $5::text[], $6::text[], $7::timestamptz[])"
-    "   as u(p, jti, v, h, r, a) on u.p = m.pseudonym),"
+    "   $4::uuid[], $5::text[], $6::text[], $7::timestamptz[], $15::text[])"
+    "   as u(p, jti, v, h, r, a, d) on u.p = m.pseudonym),"
     " mv as (insert into ticket_movements (member_id, delta, reason, visit_id,"
     "   actor, at)"
     "   select id, $8::int, 'initial', null::uuid, 'bench:backlog', to_timestamp($10)"
     "   from m union all select id, -1, 'visit', v, 'host:' || $12, a from j),"
-    " pass as (insert into passes (jti, member_id, kid, issued_at, expires_at)"
-    "   select jti, id, $9, to_timestamp($10), to_timestamp($11) from j)"
+    " pass as (insert into passes (jti, member_id, kid, issued_at, expires_at, digest)"
+    "   select jti, id, $9, to_timestamp($10), to_timestamp($11), decode(d, 'hex')"
+    "   from j)"
     " insert into home_visits (visit_id, host, member_id, jti, decision, reason_code,"
     "   request_hash, response, rate_cents, currency, authorized_at)"
     " select v, $12, id, jti, 'admit', null, h, r, $13::int, $14, a from j";
@@ -181,7 +182,7 @@ static const char host_sql[] =
 
 enum {
 	A_SUB, A_NAME, A_JTI, A_VISIT, A_HASH, A_RESP, A_AUTH, A_RECEIPT,
-	A_IN, A_OUT, A_UNITS, A_COMPL, A_PAYLOAD, A_COUNT
+	A_IN, A_OUT, A_UNITS, A_COMPL, A_PAYLOAD, A_DIGEST, A_COUNT
 };
 
 static void
@@ -290,7 +291,7 @@ main(int argc, char **argv)
 			long seq = done + i;
 			struct pass_claims c;
 			char visit_id[37], hash[65], in_s[32], out_s[32], in_pg[48], out_pg[48];
-			char body_rate[48], units_s[8], *token = NULL, *receipt = NULL,
+			char digest[65], body_rate[48], units_s[8], *token = NULL, *receipt = NULL,
 			    *completion = NULL, *resp = NULL, *payload = NULL, *hin = NULL;
 			int64_t in_us, out_us, dur;
 			int units;
@@ -310,6 +311,7 @@ main(int argc, char **argv)
 				r = -EIO;
 				break;
 			}
+			pass_digest(token, digest);
 			util_uuid_v4(visit_id);
 			/* Times: check-ins over four hours, 1 in 4 stays a full day. */
 			in_us = t0_us + (int64_t)((double)seq * spread_us / count) +
@@ -389,7 +391,8 @@ main(int argc, char **argv)
 			    arr_add(&a[A_IN], in_pg) < 0 || arr_add(&a[A_OUT], out_pg) < 0 ||
 			    arr_add(&a[A_UNITS], units_s) < 0 ||
 			    arr_add(&a[A_COMPL], completion) < 0 ||
-			    arr_add(&a[A_PAYLOAD], payload) < 0)
+			    arr_add(&a[A_PAYLOAD], payload) < 0 ||
+			    arr_add(&a[A_DIGEST], digest) < 0)
 				r = -ENOMEM;
 			if (ids != NULL)
 				fprintf(ids, "%s\n", visit_id);
@@ -429,7 +432,8 @@ next:
 		p[11] = host;
 		p[12] = rate_s;
 		p[13] = ht.currency;
-		if (db_exec(mconn, home_sql, 14, p) < 0) {
+		p[14] = a[A_DIGEST].buf;
+		if (db_exec(mconn, home_sql, 15, p) < 0) {
 			fprintf(stderr, "bench_backlog: cannot write at %s (%s)\n", home,
 			    db_last_sqlstate());
 			goto out;

@@ -39,9 +39,10 @@ static const char mint_sql[] =
     "   returning id, pseudonym),"
     " mv as (insert into ticket_movements (member_id, delta, reason, actor)"
     "   select id, $3::int, 'initial', 'bench:mint' from m)"
-    " insert into passes (jti, member_id, kid, issued_at, expires_at)"
-    "   select j.jti, m.id, $5, to_timestamp($6), to_timestamp($7)"
-    "   from m join unnest($1::text[], $4::text[]) as j(p, jti) on j.p = m.pseudonym";
+    " insert into passes (jti, member_id, kid, issued_at, expires_at, digest)"
+    "   select j.jti, m.id, $5, to_timestamp($6), to_timestamp($7), decode(j.d, 'hex')"
+    "   from m join unnest($1::text[], $4::text[], $8::text[]) as j(p, jti, d)"
+    "   on j.p = m.pseudonym";
 
 /* Appends s to an array literal being built ("{" first, "}" added last). */
 static int
@@ -124,20 +125,21 @@ main(int argc, char **argv)
 	}
 	for (long done = 0; done < count;) {
 		long n = count - done < MINT_BATCH ? count - done : MINT_BATCH;
-		char *subs = NULL, *names = NULL, *jtis = NULL;
-		size_t sl = 0, sc = 0, nl = 0, nc = 0, jl = 0, jc = 0;
-		char tickets_s[16], iat_s[32], exp_s[32];
+		char *subs = NULL, *names = NULL, *jtis = NULL, *digests = NULL;
+		size_t sl = 0, sc = 0, nl = 0, nc = 0, jl = 0, jc = 0, dl = 0, dc = 0;
+		char tickets_s[16], iat_s[32], exp_s[32], digest[65];
 		int64_t iat = util_now();
-		const char *params[7];
+		const char *params[8];
 		int r = 0;
 
 		/* Arrays as "{...}" literals: opened here, closed below. */
 		subs = strdup("{");
 		names = strdup("{");
 		jtis = strdup("{");
-		sl = nl = jl = 1;
-		sc = nc = jc = 2;
-		for (long i = 0; i < n && r == 0 && subs && names && jtis; i++) {
+		digests = strdup("{");
+		sl = nl = jl = dl = 1;
+		sc = nc = jc = dc = 2;
+		for (long i = 0; i < n && r == 0 && subs && names && jtis && digests; i++) {
 			struct pass_claims c;
 			char *token = NULL;
 
@@ -156,17 +158,21 @@ main(int argc, char **argv)
 				break;
 			}
 			fprintf(out, "%s\n", token);
+			pass_digest(token, digest);
 			free(token);
 			r = mint_append(&subs, &sl, &sc, c.sub);
 			if (r == 0)
 				r = mint_append(&names, &nl, &nc, c.name);
 			if (r == 0)
 				r = mint_append(&jtis, &jl, &jc, c.jti);
+			if (r == 0)
+				r = mint_append(&digests, &dl, &dc, digest);
 		}
-		if (r == 0 && subs && names && jtis) {
+		if (r == 0 && subs && names && jtis && digests) {
 			strcat(subs, "}");
 			strcat(names, "}");
 			strcat(jtis, "}");
+			strcat(digests, "}");
 			snprintf(tickets_s, sizeof(tickets_s), "%ld", tickets);
 			snprintf(iat_s, sizeof(iat_s), "%lld", (long long)iat);
 			snprintf(exp_s, sizeof(exp_s), "%lld",
@@ -178,13 +184,15 @@ main(int argc, char **argv)
 			params[4] = cfg->pass_kid;
 			params[5] = iat_s;
 			params[6] = exp_s;
-			r = db_exec(conn, mint_sql, 7, params);
+			params[7] = digests;
+			r = db_exec(conn, mint_sql, 8, params);
 		} else if (r == 0) {
 			r = -ENOMEM;
 		}
 		free(subs);
 		free(names);
 		free(jtis);
+		free(digests);
 		if (r < 0) {
 			fprintf(stderr, "bench_mint: cannot mint (%s)\n", db_last_sqlstate());
 			goto out;

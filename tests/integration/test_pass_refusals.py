@@ -1,6 +1,7 @@
 """Passes the host must refuse on its own, offline, before asking the home:
 the front desk gets HTTP 200 with decision "refuse" and a reason_code (see
 pass_error_code() in node/pass.c), and the home records nothing."""
+import hashlib
 import json
 import time
 import uuid
@@ -180,3 +181,54 @@ def test_pass_of_another_home_is_not_authorized_here(shared):
     assert r.json()["decision"] == "refuse"
     assert r.json()["reason_code"] == "unknown_key"
     assert troquet.query_one("select count(*) from home_visits") == (0,)
+
+
+@pytest.mark.parametrize("forge,reason_code",
+                         [c[1:] for c in CASES if c[0] != "too_long"],
+                         ids=[c[0] for c in CASES if c[0] != "too_long"])
+def test_bad_pass_is_refused_by_the_home(shared, forge, reason_code):
+    """The same refusals when a host skips its own check: the home, which
+    knows its passes by their digest, checks the signature of any token
+    it did not issue as such, and gives the same reason."""
+    troquet, cordee = shared["troquet"], shared["cordee"]
+    member, token = cordee.member_with_pass(full_name="Camille Durand", tickets=10)
+    bad = forge({"fed": shared, "token": token, "member": member})
+    r = cordee.fed_request(troquet, "POST", "/federation/v1/authorize",
+                           {"visit_id": str(uuid.uuid4()), "pass": bad})
+    assert r.status == 200, r
+    assert (r.json()["decision"], r.json()["reason_code"]) == ("refuse", reason_code)
+    assert cordee.balance(member) == (10, 10)
+    assert cordee.query_one("select count(*) from home_visits h join members m"
+                            " on m.id = h.member_id where m.pseudonym = %s",
+                            member["pseudonym"]) == (0,)
+
+
+def test_home_knows_its_passes_by_digest(shared):
+    """A pass is recorded with the SHA-256 of its token; a pass recorded
+    without one (issued by an older node) is checked by its signature."""
+    troquet, cordee = shared["troquet"], shared["cordee"]
+    member, token = cordee.member_with_pass(tickets=10)
+    jti = json.loads(jws_parts(token)[1])["jti"]
+    assert cordee.query_one("select digest from passes where jti = %s", jti) == \
+        (hashlib.sha256(token.encode()).digest(),)
+
+    def authorize(t):
+        r = cordee.fed_request(troquet, "POST", "/federation/v1/authorize",
+                               {"visit_id": str(uuid.uuid4()), "pass": t})
+        assert r.status == 200, r
+        return r.json()
+
+    ctx = {"fed": shared, "token": token}
+    cordee.db().execute("update passes set digest = null where jti = %s", (jti,))
+    assert authorize(token)["decision"] == "admit"
+    assert authorize(forge_changed_name(ctx))["reason_code"] == "bad_signature"
+    # The record is what vouches for a token: one recorded as issued here
+    # is not checked again, whatever its signature.
+    other, other_token = cordee.member_with_pass(full_name="Camille Durand", tickets=10)
+    altered = forge_changed_name({"fed": shared, "token": other_token})
+    other_jti = json.loads(jws_parts(other_token)[1])["jti"]
+    cordee.db().execute("update passes set digest = %s where jti = %s",
+                        (hashlib.sha256(altered.encode()).digest(), other_jti))
+    a = authorize(altered)
+    assert a["decision"] == "admit", a
+    assert authorize(other_token)["reason_code"] == "already_checked_in"
