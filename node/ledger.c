@@ -100,7 +100,13 @@ static const char ledger_sql[] =
     "  from home_visits v join members m on m.id = v.member_id cross join b"
     "  where v.host = $1 and v.decision = 'admit' and coalesce(v.units, -1) <> 0"
     "   and coalesce(v.checked_in_at, v.authorized_at) >= b.lo"
-    "   and coalesce(v.checked_in_at, v.authorized_at) < b.hi)"
+    "   and coalesce(v.checked_in_at, v.authorized_at) < b.hi"
+    /*
+     * Kept out of the branches, the page's key is not an index range:
+     * pushed down, it made the planner AND each month's rows with a range
+     * of the visits' primary keys, every visit ever from the key on.
+     */
+    "  offset 0)"
     " select r.visit_id::text, r.role, r.sub,"
     "  to_char(r.cin at time zone 'UTC', " LEDGER_TIME_FMT "),"
     "  to_char(r.cout at time zone 'UTC', " LEDGER_TIME_FMT "),"

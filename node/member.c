@@ -15,12 +15,15 @@
 #include "pass.h"
 #include "util.h"
 
-#define MEMBER_COLUMNS \
+/* The member's columns, with their ledger's sum as the expression sum. */
+#define MEMBER_COLUMNS_SUM(sum) \
 	"m.id, m.pseudonym, m.full_name, m.display_name, coalesce(m.email, ''),"  \
 	" m.plan, m.tickets, coalesce(m.valid_until::text, ''), m.status,"       \
-	" (select coalesce(sum(delta), 0) from ticket_movements t"               \
-	"   where t.member_id = m.id), coalesce(m.valid_from::text, ''),"        \
-	" m.roam_cap"
+	" " sum ", coalesce(m.valid_from::text, ''), m.roam_cap"
+/* One member's sum, along ticket_movements_member. */
+#define MEMBER_COLUMNS MEMBER_COLUMNS_SUM(					\
+	"(select coalesce(sum(delta), 0) from ticket_movements t"		\
+	"   where t.member_id = m.id)")
 
 static cJSON *
 member_json(PGresult *res, int row)
@@ -47,9 +50,16 @@ member_json(PGresult *res, int row)
 	return o;
 }
 
+/*
+ * Each branch along its index (members_pkey, the pseudonym's, members_email),
+ * in a generic plan too: the id is compared with a value (NULL when ref is
+ * not a number), not inside a CASE, which only a sequential scan evaluates.
+ * In parentheses, so that a condition the caller appends ("and m.plan =
+ * 'tickets'") holds whichever way the member is named.
+ */
 static const char member_where_ref[] =
-    " where (case when $1 ~ '^[0-9]{1,18}$' then m.id = $1::bigint else false end)"
-    " or m.pseudonym = $1 or lower(m.email) = lower($1)";
+    " where (m.id = (case when $1 ~ '^[0-9]{1,18}$' then $1::bigint end)"
+    " or m.pseudonym = $1 or lower(m.email) = lower($1))";
 
 /* The length of the UTF-8 character at s (1 for a stray byte). */
 static size_t
@@ -213,8 +223,14 @@ member_list(PGconn *conn, cJSON **ret)
 	PGresult *res;
 	cJSON *a;
 
-	res = db_query(conn, "select " MEMBER_COLUMNS " from members m order by m.id",
-	    0, NULL);
+	/*
+	 * Every member's sum in one pass over the movements, not one lookup
+	 * per member.
+	 */
+	res = db_query(conn, "select " MEMBER_COLUMNS_SUM("coalesce(t.sum, 0)")
+	    " from members m left join (select member_id, sum(delta) as sum"
+	    "  from ticket_movements group by member_id) t on t.member_id = m.id"
+	    " order by m.id", 0, NULL);
 	if (res == NULL)
 		return -EIO;
 	a = cJSON_CreateArray();

@@ -997,7 +997,13 @@ visit_list(PGconn *conn, bool disputed)
 	PGresult *res;
 	cJSON *a;
 
-	res = db_query(conn, disputed ? VISIT_LIST_SQL("disputed_at is not null") :
+	/*
+	 * A disputed visit is a provisional one the home refused (its
+	 * confirmation cleared): said so, it is read through
+	 * host_visits_provisional, not by a scan of every visit.
+	 */
+	res = db_query(conn, disputed ? VISIT_LIST_SQL("disputed_at is not null"
+	    " and reason_code = 'provisional' and confirmed_at is null") :
 	    VISIT_LIST_SQL("status = 'open'"), 0, NULL);
 #undef VISIT_LIST_SQL
 	if (res == NULL)

@@ -90,3 +90,13 @@ def test_checkout_of_a_refused_visit_is_409(shared):
     r = troquet.checkout(a["visit_id"])
     assert r.status == 409, r
     assert r.json()["error"] == "not_open"
+
+
+def test_topup_is_for_ticket_books_only(shared):
+    """A monthly member has no tickets to top up, however they are named."""
+    cordee = shared["cordee"]
+    m = cordee.add_member(plan="monthly", until="2099-12-31")
+    for ref in (m["pseudonym"], str(m["id"]), m["email"]):
+        rc, out, err = cordee.cli("member", "topup", ref, "5")
+        assert rc != 0 and "no ticket-book member" in err, (ref, rc, out, err)
+    assert cordee.balance(m) == (0, 0)
