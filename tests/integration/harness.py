@@ -63,6 +63,21 @@ def wait_until(predicate, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+def rows_read(node, table, before=None):
+    """The rows scans of the table have read so far (vacuum and analyze
+    aside), and the rows inserted.  A node's session reports its statistics
+    when it goes idle, or up to 10 s later when it reported less than a
+    second before: with `before`, waits for the visit's row to be counted,
+    which comes with whatever was read before it."""
+    q = ("select coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0), n_tup_ins"
+         " from pg_stat_user_tables where relname = %s")
+    node.db().execute("select pg_stat_force_next_flush()")
+    if before is not None:
+        wait_until(lambda: node.query_one(q, table)[1] != before[1], 20,
+                   interval=0.2, what=f"{table}'s statistics")
+    return node.query_one(q, table)
+
+
 _PORTS_GIVEN = set()
 
 

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from harness import PostgresServer, jws_parts, wait_until
+from harness import PostgresServer, jws_parts, rows_read, wait_until
 
 OFFLINE = {"visit": {"peer_timeout": "1s"}}
 
@@ -85,6 +85,29 @@ def test_offline_allowance_is_a_limit(federation):
     assert decide(troquet, t1)[0].json()["reason_code"] == "provisional"
     a = decide(troquet, t2)[0].json()
     assert (a["decision"], a["reason_code"]) == ("refuse", "home_unreachable"), a
+
+
+def test_offline_allowance_reads_only_the_unconfirmed(federation):
+    """While a home cannot be reached, each check-in counts the provisional
+    visits it has yet to confirm: through their index, not a scan of every
+    visit ever made (3,000 here)."""
+    f = federation(config={"troquet": OFFLINE})
+    troquet, cordee = f["troquet"], f["cordee"]
+    troquet.cli_ok("peer", "terms", "cordee", "--offline", "2")
+    troquet.db().execute(
+        "insert into host_visits (visit_id, home, pseudonym, jti, status, reason_code,"
+        " confirmed_at, checked_out_at, units)"
+        " select gen_random_uuid(), 'cordee', 'past' || i, 'j', 'closed',"
+        " case when i % 2 = 0 then 'provisional' end, now(), now(), 1"
+        " from generate_series(1, 3000) i")
+    troquet.db().execute("analyze host_visits")
+    member, token = cordee.member_with_pass(tickets=5)
+    assert cordee.stop() == 0
+    before = rows_read(troquet, "host_visits")
+    a = decide(troquet, token)[0].json()
+    assert a["reason_code"] == "provisional", a
+    after = rows_read(troquet, "host_visits", before)
+    assert after[0] - before[0] < 30, (before, after)
 
 
 def test_black_hole_home(federation):

@@ -4,11 +4,10 @@ import concurrent.futures
 import datetime
 import json
 import signal
-import time
 import uuid
 from zoneinfo import ZoneInfo
 
-from harness import jws_parts, wait_until
+from harness import jws_parts, rows_read, wait_until
 
 PARIS = ZoneInfo("Europe/Paris")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -61,21 +60,6 @@ def test_monthly_cap_of_roaming(federation):
     assert (a["decision"], a["reason_code"]) == ("refuse", "roaming_cap"), a
     # At home the cap does not apply: it counts half-days elsewhere.
     assert round_trip(cordee, token)["decision"] == "admit"
-
-
-def rows_read(node, table, before=None):
-    """The rows scans of the table have read so far (vacuum and analyze
-    aside), and the rows inserted.  A node's session reports its statistics
-    when it goes idle, or up to 10 s later when it reported less than a
-    second before: with `before`, waits for the visit's row to be counted,
-    which comes with whatever was read before it."""
-    q = ("select coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0), n_tup_ins"
-         " from pg_stat_user_tables where relname = %s")
-    node.db().execute("select pg_stat_force_next_flush()")
-    if before is not None:
-        wait_until(lambda: node.query_one(q, table)[1] != before[1], 20,
-                   interval=0.2, what=f"{table}'s statistics")
-    return node.query_one(q, table)
 
 
 def test_monthly_caps_read_one_members_visits(federation):
