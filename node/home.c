@@ -355,13 +355,17 @@ home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
 	a.admitted = true;
 
 	{
-		/* Both are costly to plan, and their generic plans are right. */
+		/*
+		 * Both are costly to plan, and their generic plans are right (so
+		 * is the record's, which ends the transaction when this function
+		 * commits it; a caller's transaction gets the default back).
+		 */
 		const struct db_call calls[4] = { { DB_GENERIC_PLANS, 0, NULL },
 			{ home_lock_sql, 2, params }, { home_member_sql, 7, params },
 			{ DB_AUTO_PLANS, 0, NULL } };
-		PGresult *res[4];
+		PGresult *res[4] = { NULL, NULL, NULL, NULL };
 
-		if (db_pipeline(conn, calls, 4, res) < 0)
+		if (db_pipeline(conn, calls, commit ? 3 : 4, res) < 0)
 			return -EIO;
 		PQclear(res[0]);
 		PQclear(res[1]);
