@@ -22,9 +22,12 @@
 #   profile    perf (DWARF call graphs) of the nodes and their PostgreSQL
 #              over a check-in run at concurrency 16
 #   census     the SQL statements one check-in costs each PostgreSQL
+#   statements each statement's time, WAL and buffers per check-in at c=16
+#              (both servers restarted with pg_stat_statements, then without)
 #   outbox     BENCH_BACKLOG [100000] completions waiting in the host's outbox
 #              (the home was down) drained to the live home; then verified
-#   all        everything above but profile and census, then the summary
+#   all        everything above but profile, census and statements, then
+#              the summary
 #   federation50  (alone; alias many) 50 spaces on one PostgreSQL server,
 #              random roaming, every visit checked on both sides
 #              (tests/bench/many.sh, which lists its variables)
@@ -65,7 +68,7 @@ esac
 scenarios=()
 for a in "$@"; do
 	case "$a" in
-	checkin|checkout|cycle|authorize|verify|sodium|nginx|pgbench|pgmix|directory|rss|profile|census|outbox) scenarios+=("$a") ;;
+	checkin|checkout|cycle|authorize|verify|sodium|nginx|pgbench|pgmix|directory|rss|profile|census|statements|outbox) scenarios+=("$a") ;;
 	all) scenarios+=(rss verify directory pgbench nginx authorize checkin cycle pgmix outbox) ;;
 	-h|--help) sed -n '2,/^set /{/^set /!p;}' "$0"; exit 0 ;;
 	*) echo "bench: unknown scenario '$a'" >&2; exit 2 ;;
@@ -533,6 +536,80 @@ for space, start in (("troquet", int(sys.argv[3])), ("cordee", int(sys.argv[4]))
     for s, c in counts.most_common():
         print(f"  {c / n:5.2f}  {s}")
 PY
+}
+
+# Where PostgreSQL spends a check-in, statement by statement: both servers
+# restarted with pg_stat_statements (track = all), check-ins at concurrency
+# 16, then each statement's calls per check-in, mean execution and planning
+# time, WAL bytes and buffers; the servers are restarted without it after.
+# The execution time excludes the executor's start and end, parsing and
+# the protocol: it is what the statement itself does.
+scenario_statements() {
+	mint
+	local id n
+	say "Statements: pg_stat_statements over check-ins at concurrency 16"
+	pgss_restart "'pg_stat_statements'"
+	for id in troquet cordee; do
+		fed_psql "$work" "$id" "create extension if not exists pg_stat_statements" >/dev/null
+	done
+	reset_visits
+	# A warm-up (plans, caches), then the measured run.
+	"$loadgen" --label statements-warmup --concurrency 16 --warmup 0 --duration 2 \
+		--tokens "$work/passes.txt" --url "http://127.0.0.1:$host_local/api/v1/checkin" \
+		--header "Authorization: Bearer $desk" --header "Content-Type: application/json" \
+		--body '{"pass": "{token}"}' --expect '"decision":"admit"' >/dev/null 2>&1 || true
+	reset_visits
+	for id in troquet cordee; do
+		fed_psql "$work" "$id" "select pg_stat_statements_reset()" >/dev/null
+	done
+	"$loadgen" --label statements --concurrency 16 --warmup 0 --duration "$duration" \
+		--tokens "$work/passes.txt" --url "http://127.0.0.1:$host_local/api/v1/checkin" \
+		--header "Authorization: Bearer $desk" --header "Content-Type: application/json" \
+		--body '{"pass": "{token}"}' --expect '"decision":"admit"' \
+		--save "$work/statements-visits.txt" 2>&1 | sed 's/^/  /' || true
+	n=$(wc -l <"$work/statements-visits.txt")
+	[ "$n" -gt 0 ] || { echo "bench: no check-in admitted" >&2; return 1; }
+	: >"$out/statements.txt"
+	for id in troquet cordee; do
+		echo "  $id, per check-in ($n admitted): calls, mean exec us, mean plan us, WAL bytes, buffers" |
+			tee -a "$out/statements.txt"
+		fed_psql "$work" "$id" "select to_char(calls::numeric / $n, '990.00'),
+			to_char(mean_exec_time * 1000, '99990'), to_char(mean_plan_time * 1000, '99990'),
+			to_char(wal_bytes / calls, '999990'),
+			to_char((shared_blks_hit + shared_blks_read)::numeric / calls, '9990.0'),
+			left(regexp_replace(query, '\s+', ' ', 'g'), 80)
+			from pg_stat_statements where calls >= $n / 10
+			and dbid = (select oid from pg_database where datname = current_database())
+			order by total_exec_time desc limit 12" | tr '|' ' ' | sed 's/^/   /' |
+			tee -a "$out/statements.txt"
+	done
+	for id in troquet cordee; do
+		fed_psql "$work" "$id" "drop extension pg_stat_statements" >/dev/null
+	done
+	pgss_restart ""
+	reset_visits
+}
+
+# Restarts both nodes with shared_preload_libraries set to $1 ("" resets it):
+# a node stops its embedded PostgreSQL with itself and starts it again.
+pgss_restart() {
+	local id
+	for id in troquet cordee; do
+		if [ -n "$1" ]; then
+			fed_psql "$work" "$id" "alter system set shared_preload_libraries = $1" >/dev/null
+		else
+			fed_psql "$work" "$id" "alter system reset all" >/dev/null
+		fi
+	done
+	fed_stop
+	fed_start "$work"
+	if [ -n "$1" ]; then
+		# Known only once the library is loaded.
+		for id in troquet cordee; do
+			fed_psql "$work" "$id" "alter system set pg_stat_statements.track = 'all'" >/dev/null
+			fed_psql "$work" "$id" "select pg_reload_conf()" >/dev/null
+		done
+	fi
 }
 
 scenario_profile() {
