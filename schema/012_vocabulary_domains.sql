@@ -37,3 +37,10 @@ create domain visit_status as text
 alter table host_visits
 	drop constraint host_visits_status_check,
 	alter column status type visit_status;
+
+-- Each ALTER COLUMN TYPE above rewrote its table and dropped the column's
+-- statistics (pg_statistic rows of plan, status, tickets, roam_cap, reason,
+-- decision; and those of the rebuilt expression index members_email).  A
+-- rewrite counts as no modification, so autovacuum would not gather them
+-- again until a tenth of each table had changed: gather them now.
+analyze members, ticket_movements, home_visits, host_visits;
