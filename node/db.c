@@ -406,6 +406,20 @@ db_schema_version(PGconn *conn, int *ret_current, int *ret_latest)
  */
 #define DB_STMT_CACHE 192
 #define SQLSTATE_NO_SUCH_STATEMENT "26000"
+/*
+ * "cached plan must not change result type": a statement prepared before a
+ * migration (by another process of the space) changed the type of a
+ * column it returns.  Prepared again, it runs.
+ */
+#define SQLSTATE_PLAN_CHANGED "0A000"
+
+/* Whether a prepared statement's failure is healed by preparing it again. */
+static bool
+db_stale_statement(const char *sqlstate)
+{
+	return sqlstate != NULL && (strcmp(sqlstate, SQLSTATE_NO_SUCH_STATEMENT) == 0 ||
+	    strcmp(sqlstate, SQLSTATE_PLAN_CHANGED) == 0);
+}
 
 struct db_stmt {
 	PGconn *conn;
@@ -599,8 +613,8 @@ db_pipeline(PGconn *conn, const struct db_call *calls, int n, PGresult **ret)
 		if (r == 0) {
 			db_note_failure(conn, res, err, sizeof(err));
 			log_warnx("query failed: %s", err);
-			if (strcmp(db_sqlstate, SQLSTATE_NO_SUCH_STATEMENT) == 0)
-				db_forget(conn); /* a reset connection: prepare again */
+			if (db_stale_statement(db_sqlstate))
+				db_forget(conn); /* prepare again next time */
 		}
 		PQclear(res);
 		r = -EIO;
@@ -645,13 +659,17 @@ db_query(PGconn *conn, const char *sql, int nparams, const char *const *params)
 		res = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
 		if (db_result_ok(res))
 			return res;
-		if (strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE) != NULL ?
-		    PQresultErrorField(res, PG_DIAG_SQLSTATE) : "",
-		    SQLSTATE_NO_SUCH_STATEMENT) != 0)
+		if (!db_stale_statement(PQresultErrorField(res, PG_DIAG_SQLSTATE)))
 			goto failed;
-		/* A new or reset connection: prepare again from scratch. */
-		PQclear(res);
+		/*
+		 * A new or reset connection, or a column's type changed: prepare
+		 * again from scratch.  In a transaction, which the failure has
+		 * aborted, the caller fails and the next use prepares again.
+		 */
 		db_forget(conn);
+		if (PQtransactionStatus(conn) == PQTRANS_INERROR)
+			goto failed;
+		PQclear(res);
 	}
 	res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 failed:

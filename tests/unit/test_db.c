@@ -212,6 +212,53 @@ check_reconnect(PGconn *conn, const char *conninfo)
 	}
 }
 
+/*
+ * A statement prepared before another session changed the type of a column
+ * it returns ("cached plan must not change result type") is prepared again:
+ * at once outside a transaction, at the next use inside one.
+ */
+static void
+check_plan_changed(PGconn *conn, const char *conninfo)
+{
+	PGconn *other = NULL;
+	char err[512];
+	PGresult *res;
+
+	CHECK(db_exec(conn, "create table shape (v text)", 0, NULL) == 0 &&
+	    db_exec(conn, "insert into shape values ('a')", 0, NULL) == 0, "a table");
+	res = db_query(conn, "select v from shape", 0, NULL);
+	CHECK(res != NULL && PQntuples(res) == 1, "prepared and run");
+	PQclear(res);
+	if (db_connect(conninfo, &other, err, sizeof(err)) < 0) {
+		CHECK(false, "second connection: %s", err);
+		return;
+	}
+	CHECK(db_exec(other, "create domain shape_v as text check (value <> '')", 0,
+	    NULL) == 0 && db_exec(other, "alter table shape alter column v type shape_v",
+	    0, NULL) == 0, "its column changed type elsewhere");
+	res = db_query(conn, "select v from shape", 0, NULL);
+	CHECK(res != NULL && strcmp(PQgetvalue(res, 0, 0), "a") == 0,
+	    "outside a transaction: prepared again at once");
+	PQclear(res);
+	res = db_query(conn, "select v from shape", 0, NULL);
+	CHECK(res != NULL, "prepared with the new type");
+	PQclear(res);
+	CHECK(db_exec(other, "alter table shape alter column v type text", 0, NULL) == 0,
+	    "and back");
+	CHECK(db_begin(conn) == 0, "begin");
+	res = db_query(conn, "select v from shape", 0, NULL);
+	CHECK(res == NULL && strcmp(db_last_sqlstate(), "0A000") == 0,
+	    "inside a transaction: it fails (%s)", db_last_sqlstate());
+	db_rollback(conn);
+	res = db_query(conn, "select v from shape", 0, NULL);
+	CHECK(res != NULL && strcmp(PQgetvalue(res, 0, 0), "a") == 0,
+	    "and is prepared again at the next use");
+	PQclear(res);
+	CHECK(db_exec(other, "drop table shape", 0, NULL) == 0 &&
+	    db_exec(other, "drop domain shape_v", 0, NULL) == 0, "dropped");
+	PQfinish(other);
+}
+
 int
 main(void)
 {
@@ -313,6 +360,7 @@ main(void)
 	CHECK(PQtransactionStatus(conn) == PQTRANS_IDLE, "rolled back");
 
 	check_pipeline(conn);
+	check_plan_changed(conn, conninfo);
 	check_reconnect(conn, conninfo);
 
 	/* An older binary must refuse a newer database. */
