@@ -63,13 +63,17 @@ def wait_until(predicate, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
-def rows_read(node, table, before=None):
+def rows_read(node, table, before=None, counter="n_tup_ins"):
     """The rows scans of the table have read so far (vacuum and analyze
-    aside), and the rows inserted.  A node's session reports its statistics
-    when it goes idle, or up to 10 s later when it reported less than a
-    second before: with `before`, waits for the visit's row to be counted,
-    which comes with whatever was read before it."""
-    q = ("select coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0), n_tup_ins"
+    aside), and a write counter of the table (counter: the rows inserted,
+    or n_tup_upd).  A node's session reports its statistics when it goes
+    idle, or up to 10 s later when it reported less than a second before:
+    with `before`, waits for that counter to move, which comes with
+    whatever the same session read before the write in its transaction.
+    Name the write that comes last: a write earlier in the request (a
+    pending row, in its own transaction) may be reported while what is
+    read after it is still held back."""
+    q = ("select coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0), " + counter +
          " from pg_stat_user_tables where relname = %s")
     node.db().execute("select pg_stat_force_next_flush()")
     if before is not None:
