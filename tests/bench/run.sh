@@ -562,13 +562,19 @@ scenario_statements() {
 	for id in troquet cordee; do
 		fed_psql "$work" "$id" "select pg_stat_statements_reset()" >/dev/null
 	done
+	rm -f "$work/statements-visits.txt"
 	"$loadgen" --label statements --concurrency 16 --warmup 0 --duration "$duration" \
 		--tokens "$work/passes.txt" --url "http://127.0.0.1:$host_local/api/v1/checkin" \
 		--header "Authorization: Bearer $desk" --header "Content-Type: application/json" \
 		--body '{"pass": "{token}"}' --expect '"decision":"admit"' \
 		--save "$work/statements-visits.txt" 2>&1 | sed 's/^/  /' || true
-	n=$(wc -l <"$work/statements-visits.txt")
-	[ "$n" -gt 0 ] || { echo "bench: no check-in admitted" >&2; return 1; }
+	n=0
+	[ -f "$work/statements-visits.txt" ] && n=$(wc -l <"$work/statements-visits.txt")
+	if [ "$n" -eq 0 ]; then
+		echo "bench: no check-in admitted" >&2
+		pgss_restart ""
+		return 1
+	fi
 	: >"$out/statements.txt"
 	for id in troquet cordee; do
 		echo "  $id, per check-in ($n admitted): calls, mean exec us, mean plan us, WAL bytes, buffers" |
@@ -598,7 +604,9 @@ pgss_restart() {
 		if [ -n "$1" ]; then
 			fed_psql "$work" "$id" "alter system set shared_preload_libraries = $1" >/dev/null
 		else
-			fed_psql "$work" "$id" "alter system reset all" >/dev/null
+			# Only what pgss_restart set: other ALTER SYSTEM settings stay.
+			fed_psql "$work" "$id" "alter system reset shared_preload_libraries" >/dev/null
+			fed_psql "$work" "$id" "alter system reset pg_stat_statements.track" >/dev/null
 		fi
 	done
 	fed_stop
