@@ -19,7 +19,6 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
-#include <sodium.h>
 
 #include "jws.h"
 #include "pass.h"
@@ -253,10 +252,7 @@ pass_read(const char *token, int64_t now, int64_t leeway,
 void
 pass_digest(const char *token, char out[65])
 {
-	uint8_t h[crypto_hash_sha256_BYTES];
-
-	crypto_hash_sha256(h, (const uint8_t *)token, strlen(token));
-	util_hex(h, sizeof(h), out);
+	util_sha256_hex(token, strlen(token), out);
 }
 
 /* ---------------------------------------------------------------------
