@@ -284,7 +284,8 @@ outbox_send_batch(struct node *node, PGconn *conn, struct peer_client *pc,
 	return r < 0 ? r : nok;
 }
 
-int
+/* Delivers message id now if it is still due: 1 delivered, 0 not, <0 error. */
+static int
 outbox_deliver_one(struct node *node, PGconn *conn, struct peer_client *pc,
     const char *id)
 {

@@ -46,10 +46,6 @@ int outbox_add_deliver(struct node *node, PGconn *conn, struct peer_client *pc,
     const struct db_call *before, const char *peer, const char *kind,
     const char *visit_id, const char *member, const char *payload);
 
-/* Delivers message id now if it is still due: 1 delivered, 0 not, <0 error. */
-int outbox_deliver_one(struct node *node, PGconn *conn, struct peer_client *pc,
-    const char *id);
-
 /* Delivers up to limit due messages; *ret_delivered counts successes. */
 int outbox_deliver_due(struct node *node, PGconn *conn, struct peer_client *pc,
     int limit, int *ret_delivered);
