@@ -202,10 +202,10 @@ static const char visit_update_sql[] =
 
 /*
  * What a check-in reads before it writes, in one statement (with a
- * visitor's pending row: visit_precheck): the terms with the member's home, whether the home revoked
- * the pass, the seats, the visitor's units this month (when the terms cap
- * them), whether messages about the member still wait for the home, and the
- * opening hours.  $1 time zone, $2 home, $3 jti, $4 pseudonym, $5 the
+ * visitor's pending row: visit_precheck): the terms with the member's
+ * home, whether the home revoked the pass, the seats, the visitor's units
+ * this month (when the terms cap them), whether messages about the member
+ * still wait for the home, and the opening hours.  $1 time zone, $2 home, $3 jti, $4 pseudonym, $5 the
  * default monthly cap, $6 whether the member is a visitor.
  */
 enum {
