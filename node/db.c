@@ -563,7 +563,7 @@ db_pipeline_result(PGconn *conn)
 int
 db_pipeline(PGconn *conn, const struct db_call *calls, int n, PGresult **ret)
 {
-	const char *names[DB_PIPELINE_MAX];
+	const char *names[DB_PIPELINE_MAX], *begin_name;
 	bool begin = db_begin_pending == conn, sent = true;
 	int first = begin ? -1 : 0, r = 0;
 	PGresult *res;
@@ -577,11 +577,15 @@ db_pipeline(PGconn *conn, const struct db_call *calls, int n, PGresult **ret)
 		ret[i] = NULL;
 		names[i] = db_prepared(conn, calls[i].sql, calls[i].nparams);
 	}
+	/* BEGIN too: parsed once per connection, not once per transaction. */
+	begin_name = begin ? db_prepared(conn, "BEGIN", 0) : NULL;
 	db_begin_pending = NULL;
 	if (PQenterPipelineMode(conn) != 1)
 		return -EIO;
 	for (int i = first; i < n && sent; i++) {
-		if (i < 0)
+		if (i < 0 && begin_name != NULL)
+			sent = PQsendQueryPrepared(conn, begin_name, 0, NULL, NULL, NULL, 0);
+		else if (i < 0)
 			sent = PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
 		else if (names[i] != NULL)
 			sent = PQsendQueryPrepared(conn, names[i], calls[i].nparams,
