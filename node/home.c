@@ -175,11 +175,15 @@ home_stored_answer(const char *stored_hash, const char *stored_body,
  * once the lock is held, so it sees what a concurrent decision about the
  * same member committed while this one waited.  A concurrent request for
  * the same visit id is caught by home_visits' key when this one writes,
- * and the decision is taken again.
+ * and the decision is taken again.  Only the token issued under the pass's
+ * id (by its digest; or a pass issued before digests were kept) takes the
+ * lock: a forgery naming a real pass is refused without waiting for, or
+ * holding up, that member's check-ins.
  */
 static const char home_lock_sql[] =
     "select m.id from passes p join members m on m.id = p.member_id"
-    " where p.jti = $1 and m.pseudonym = $2 for update of m";
+    " where p.jti = $1 and m.pseudonym = $2"
+    " and (p.digest is null or p.digest = decode($3, 'hex')) for update of m";
 enum {
 	HM_ID, HM_STATUS, HM_PLAN, HM_NAME, HM_TICKETS, HM_VALID, HM_REVOKED,
 	HM_FROM, HM_UNTIL, HM_ROAM_CAP, HM_STORED_HASH, HM_STORED_BODY, HM_OPEN_AT,
@@ -344,6 +348,7 @@ home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
 	char digest[65];
 	const char *params[7] = { claims->jti, claims->sub, cfg->timezone, req->visit_id,
 		req->host, node_space_id(node), digest };
+	const char *lock[3] = { claims->jti, claims->sub, digest };
 	bool debit;
 	int r;
 
@@ -361,7 +366,7 @@ home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
 		 * commits it; a caller's transaction gets the default back).
 		 */
 		const struct db_call calls[4] = { { DB_GENERIC_PLANS, 0, NULL },
-			{ home_lock_sql, 2, params }, { home_member_sql, 7, params },
+			{ home_lock_sql, 3, lock }, { home_member_sql, 7, params },
 			{ DB_AUTO_PLANS, 0, NULL } };
 		PGresult *res[4] = { NULL, NULL, NULL, NULL };
 
@@ -389,8 +394,13 @@ home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
 			goto done;
 		}
 	}
-	if (PQntuples(m) != 1) {
-		/* Nothing to record: no member of ours stands behind this pass. */
+	if (PQntuples(m) != 1 || strcmp(PQgetvalue(m, 0, HM_ISSUED), "f") == 0) {
+		/*
+		 * Nothing to record: no member of ours stands behind this pass, or
+		 * the token is not the one issued under its id (signed with our
+		 * key all the same: only a leaked key makes one).  Neither took
+		 * the member's lock.
+		 */
 		PQclear(m);
 		home_refuse(&a, "unknown_pass", "This pass is not known at its home"
 		    " space: ask the member for a new pass.");

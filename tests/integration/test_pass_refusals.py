@@ -203,6 +203,38 @@ def test_bad_pass_is_refused_by_the_home(shared, forge, reason_code):
                             member["pseudonym"]) == (0,)
 
 
+def test_a_forgery_does_not_wait_for_the_member(shared):
+    """A token that is not the one issued under its id takes no lock on the
+    member's row: refused at once while a check-in of that member holds
+    the row.  One signed with the home's own key (a leaked key) is refused
+    too: a pass is the token the home issued."""
+    troquet, cordee = shared["troquet"], shared["cordee"]
+    member, token = cordee.member_with_pass(full_name="Camille Durand", tickets=10)
+    ctx = {"fed": shared, "token": token, "member": member}
+    resigned = sign_with(ctx, claims_now(ctx, name="Camilla D."))
+    holder = shared.pg.connect(cordee.dbname)
+    try:
+        holder.autocommit = False
+        holder.execute("select 1 from members where pseudonym = %s for update",
+                       (member["pseudonym"],))
+        for bad, code in ((forge_changed_name(ctx), "bad_signature"),
+                          (resigned, "unknown_pass")):
+            started = time.monotonic()
+            r = cordee.fed_request(troquet, "POST", "/federation/v1/authorize",
+                                   {"visit_id": str(uuid.uuid4()), "pass": bad})
+            assert r.status == 200, r
+            assert (r.json()["decision"], r.json()["reason_code"]) == ("refuse", code)
+            assert time.monotonic() - started < 5
+    finally:
+        holder.rollback()
+        holder.close()
+    assert cordee.balance(member) == (10, 10)
+    visit = str(uuid.uuid4())
+    r = cordee.fed_request(troquet, "POST", "/federation/v1/authorize",
+                           {"visit_id": visit, "pass": token})
+    assert r.json()["decision"] == "admit", r
+
+
 def test_home_knows_its_passes_by_digest(shared):
     """A pass is recorded with the SHA-256 of its token; a pass recorded
     without one (issued by an older node) is checked by its signature."""
@@ -223,7 +255,9 @@ def test_home_knows_its_passes_by_digest(shared):
     assert authorize(token)["decision"] == "admit"
     assert authorize(forge_changed_name(ctx))["reason_code"] == "bad_signature"
     # The record is what vouches for a token: one recorded as issued here
-    # is not checked again, whatever its signature.
+    # is not checked again, whatever its signature; and a token that is not
+    # the one recorded under its id is not a pass of ours, whatever its
+    # signature.
     other, other_token = cordee.member_with_pass(full_name="Camille Durand", tickets=10)
     altered = forge_changed_name({"fed": shared, "token": other_token})
     other_jti = json.loads(jws_parts(other_token)[1])["jti"]
@@ -231,4 +265,4 @@ def test_home_knows_its_passes_by_digest(shared):
                         (hashlib.sha256(altered.encode()).digest(), other_jti))
     a = authorize(altered)
     assert a["decision"] == "admit", a
-    assert authorize(other_token)["reason_code"] == "already_checked_in"
+    assert authorize(other_token)["reason_code"] == "unknown_pass"
