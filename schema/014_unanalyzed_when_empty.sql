@@ -8,7 +8,7 @@
 -- migrations run on empty tables, the home then read every visit it held at
 -- each check-in, until autovacuum analyzed home_visits (a minute or more of
 -- traffic; a benchmark's whole run).  012 now leaves that to this function,
--- which later migrations call too.
+-- which later migrations can call too.
 create function analyze_unless_empty(variadic tables regclass[])
 returns void language plpgsql as $$
 declare
