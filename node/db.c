@@ -34,6 +34,8 @@
 #define DB_CONNECT_TIMEOUT "10"
 
 static _Thread_local char db_sqlstate[6];
+/* The SQLSTATE a caller handles itself (db_expect), or NULL. */
+static _Thread_local const char *db_expected;
 
 /* Copies libpq's message into err on one line, without its final newline. */
 static void
@@ -462,6 +464,22 @@ db_stmt_find(PGconn *conn, const char *sql, uint64_t hash)
 	return NULL;
 }
 
+void
+db_expect(const char *sqlstate)
+{
+	db_expected = sqlstate;
+}
+
+/* A failure: a warning, unless the caller said it handles this one. */
+static void
+db_log_failure(const char *err)
+{
+	if (db_expected != NULL && strcmp(db_sqlstate, db_expected) == 0)
+		log_debug("query failed, as the caller allows: %s", err);
+	else
+		log_warnx("query failed: %s", err);
+}
+
 /* The name of sql prepared on conn, preparing it first; NULL: not possible. */
 static const char *
 db_prepared(PGconn *conn, const char *sql, int nparams)
@@ -596,7 +614,7 @@ db_pipeline(PGconn *conn, const struct db_call *calls, int n, PGresult **ret)
 	}
 	if (!sent || PQpipelineSync(conn) != 1) {
 		db_note_failure(conn, NULL, err, sizeof(err));
-		log_warnx("query failed: %s", err);
+		db_log_failure(err);
 		if (PQexitPipelineMode(conn) != 1) {
 			/* Results still pending: start the session again. */
 			db_forget(conn);
@@ -616,7 +634,7 @@ db_pipeline(PGconn *conn, const struct db_call *calls, int n, PGresult **ret)
 		/* The first failure is the one to report; the rest were skipped. */
 		if (r == 0) {
 			db_note_failure(conn, res, err, sizeof(err));
-			log_warnx("query failed: %s", err);
+			db_log_failure(err);
 			if (db_stale_statement(db_sqlstate))
 				db_forget(conn); /* prepare again next time */
 		}
@@ -680,7 +698,7 @@ failed:
 	if (db_result_ok(res))
 		return res;
 	db_note_failure(conn, res, err, sizeof(err));
-	log_warnx("query failed: %s", err);
+	db_log_failure(err);
 	PQclear(res);
 	return NULL;
 }

@@ -104,6 +104,13 @@ int db_pipeline(PGconn *conn, const struct db_call *calls, int n, PGresult **ret
 /* The SQLSTATE of the last failed db_query on this thread ("" if none). */
 const char *db_last_sqlstate(void);
 
+/*
+ * Until the next call, a failure of this thread's statements with this
+ * SQLSTATE is the caller's to handle (a race it resolves by trying again):
+ * logged at debug level, not as a warning.  NULL: none.
+ */
+void db_expect(const char *sqlstate);
+
 /* True when the connection is broken (the caller reconnects). */
 bool db_is_broken(PGconn *conn);
 

@@ -167,23 +167,20 @@ home_stored_answer(const char *stored_hash, const char *stored_body,
 }
 
 /*
- * Everything a decision reads, in one round trip: the member's row is
- * locked first (FOR UPDATE), then one statement reads the member and their
- * pass, an answer already stored for this visit id, the place they are
- * checked in at, their roaming this month (when their plan caps it), and
- * the terms with the host.  Two statements in one pipeline: the read starts
- * once the lock is held, so it sees what a concurrent decision about the
- * same member committed while this one waited.  A concurrent request for
- * the same visit id is caught by home_visits' key when this one writes,
- * and the decision is taken again.  Only the token issued under the pass's
- * id (by its digest; or a pass issued before digests were kept) takes the
- * lock: a forgery naming a real pass is refused without waiting for, or
- * holding up, that member's check-ins.
+ * Everything a decision reads, in one statement that locks the member's
+ * row (FOR UPDATE): the member and their pass, an answer already stored
+ * for this visit id, the place they are checked in at, their roaming this
+ * month (when their plan caps it), and the terms with the host.  When the
+ * lock had to wait for a concurrent decision about the same member, the
+ * member's row is read as that decision left it, but the visits are read
+ * as they were before it: a second admission then meets home_visits_one_open
+ * (a second answer for the same visit id, home_visits' key) when it writes,
+ * and the decision is taken again (-EAGAIN), this time seeing the other.
+ * Only the token issued under the pass's id (by its digest; or a pass
+ * issued before digests were kept) finds the row, and so takes the lock: a
+ * forgery naming a real pass is refused without waiting for, or holding
+ * up, that member's check-ins.
  */
-static const char home_lock_sql[] =
-    "select m.id from passes p join members m on m.id = p.member_id"
-    " where p.jti = $1 and m.pseudonym = $2"
-    " and (p.digest is null or p.digest = decode($3, 'hex')) for update of m";
 enum {
 	HM_ID, HM_STATUS, HM_PLAN, HM_NAME, HM_TICKETS, HM_VALID, HM_REVOKED,
 	HM_FROM, HM_UNTIL, HM_ROAM_CAP, HM_STORED_HASH, HM_STORED_BODY, HM_OPEN_AT,
@@ -208,7 +205,8 @@ static const char home_member_sql[] =
     " from passes p join members m on m.id = p.member_id"
     " left join home_visits s on s.visit_id = $4::uuid"
     " left join peer_terms t on t.peer = $5"
-    " where p.jti = $1 and m.pseudonym = $2";
+    " where p.jti = $1 and m.pseudonym = $2"
+    " and (p.digest is null or p.digest = decode($7, 'hex')) for update of m";
 
 /* The member's standing and plan, the roaming terms and caps, one place at a time. */
 static void
@@ -348,7 +346,6 @@ home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
 	char digest[65];
 	const char *params[7] = { claims->jti, claims->sub, cfg->timezone, req->visit_id,
 		req->host, node_space_id(node), digest };
-	const char *lock[3] = { claims->jti, claims->sub, digest };
 	bool debit;
 	int r;
 
@@ -361,21 +358,19 @@ home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
 
 	{
 		/*
-		 * Both are costly to plan, and their generic plans are right (so
+		 * It is costly to plan, and its generic plan is right (so
 		 * is the record's, which ends the transaction when this function
 		 * commits it; a caller's transaction gets the default back).
 		 */
-		const struct db_call calls[4] = { { DB_GENERIC_PLANS, 0, NULL },
-			{ home_lock_sql, 3, lock }, { home_member_sql, 7, params },
-			{ DB_AUTO_PLANS, 0, NULL } };
-		PGresult *res[4] = { NULL, NULL, NULL, NULL };
+		const struct db_call calls[3] = { { DB_GENERIC_PLANS, 0, NULL },
+			{ home_member_sql, 7, params }, { DB_AUTO_PLANS, 0, NULL } };
+		PGresult *res[3] = { NULL, NULL, NULL };
 
-		if (db_pipeline(conn, calls, commit ? 3 : 4, res) < 0)
+		if (db_pipeline(conn, calls, commit ? 2 : 3, res) < 0)
 			return -EIO;
 		PQclear(res[0]);
-		PQclear(res[1]);
-		PQclear(res[3]);
-		m = res[2];
+		PQclear(res[2]);
+		m = res[1];
 	}
 	if (PQntuples(m) != 1 || strcmp(PQgetvalue(m, 0, HM_ISSUED), "t") != 0) {
 		/*
@@ -394,12 +389,11 @@ home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
 			goto done;
 		}
 	}
-	if (PQntuples(m) != 1 || strcmp(PQgetvalue(m, 0, HM_ISSUED), "f") == 0) {
+	if (PQntuples(m) != 1) {
 		/*
 		 * Nothing to record: no member of ours stands behind this pass, or
 		 * the token is not the one issued under its id (signed with our
-		 * key all the same: only a leaked key makes one).  Neither took
-		 * the member's lock.
+		 * key all the same: only a leaked key makes one).
 		 */
 		PQclear(m);
 		home_refuse(&a, "unknown_pass", "This pass is not known at its home"
@@ -435,8 +429,11 @@ home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
 		    *ret_body, req->rate_cents >= 0 ? rate : NULL, req->currency,
 		    debit ? "t" : "f" };
 
+		/* A concurrent decision's record (above) is no failure of ours. */
+		db_expect(SQLSTATE_UNIQUE_VIOLATION);
 		r = commit ? db_exec_commit(conn, home_record_sql, 11, p11) :
 		    db_exec(conn, home_record_sql, 11, p11);
+		db_expect(NULL);
 		if (r < 0) {
 			r = strcmp(db_last_sqlstate(), SQLSTATE_UNIQUE_VIOLATION) == 0 ?
 			    -EAGAIN : -EIO;
