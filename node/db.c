@@ -475,7 +475,7 @@ static void
 db_log_failure(const char *err)
 {
 	if (db_expected != NULL && strcmp(db_sqlstate, db_expected) == 0)
-		log_debug("query failed, as the caller allows: %s", err);
+		log_debug("a race the caller resolves: %s", err);
 	else
 		log_warnx("query failed: %s", err);
 }

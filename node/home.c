@@ -2,9 +2,11 @@
  * home.c - the home node's decisions about its members' visits.
  *
  * Why one transaction with the member row locked: two hosts may present the
- * same pass at the same moment; the lock makes the second wait and then see
- * the first visit open, so exactly one is admitted and exactly one ticket is
- * debited.  The partial unique index home_visits_one_open is the backstop.
+ * same pass at the same moment; the lock makes the second wait, so exactly
+ * one is admitted and exactly one ticket is debited: the second reads the
+ * member again when the first changed the row, and otherwise loses on the
+ * partial unique index home_visits_one_open and decides again
+ * (home_member_sql).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -171,20 +173,24 @@ home_stored_answer(const char *stored_hash, const char *stored_body,
  * row (FOR UPDATE): the member and their pass, an answer already stored
  * for this visit id, the place they are checked in at, their roaming this
  * month (when their plan caps it), and the terms with the host.  When the
- * lock had to wait for a concurrent decision about the same member, the
- * member's row is read as that decision left it, but the visits are read
- * as they were before it: a second admission then meets home_visits_one_open
- * (a second answer for the same visit id, home_visits' key) when it writes,
- * and the decision is taken again (-EAGAIN), this time seeing the other.
- * Only the token issued under the pass's id (by its digest; or a pass
- * issued before digests were kept) finds the row, and so takes the lock: a
- * forgery naming a real pass is refused without waiting for, or holding
- * up, that member's check-ins.
+ * lock had to wait for a transaction that changed the member's row (a
+ * decision that debited a ticket, a completion's refund or extra units, a
+ * manager), the row is read as that transaction left it but the visits as
+ * they were before it: HM_MOVED says so (the row locked is not the one the
+ * statement's snapshot sees), and the statement is run again, under the
+ * lock.  A concurrent decision that only locked the row (a monthly plan's)
+ * changed no visit unless it admitted one, and a second admission then
+ * loses on home_visits_one_open (a second answer for the same visit id on
+ * home_visits' key) and is taken again (-EAGAIN).  Only the token issued
+ * under the pass's id (by its digest; or a pass issued before digests
+ * were kept) finds the row, and so takes the lock: a forgery naming a real
+ * pass is refused without waiting for, or holding up, that member's
+ * check-ins.
  */
 enum {
 	HM_ID, HM_STATUS, HM_PLAN, HM_NAME, HM_TICKETS, HM_VALID, HM_REVOKED,
 	HM_FROM, HM_UNTIL, HM_ROAM_CAP, HM_STORED_HASH, HM_STORED_BODY, HM_OPEN_AT,
-	HM_ROAMED, HM_ISSUED, HM_TERMS
+	HM_ROAMED, HM_ISSUED, HM_MOVED, HM_TERMS
 };
 static const char home_member_sql[] =
     "select m.id, m.status, m.plan, m.display_name, m.tickets,"
@@ -201,6 +207,7 @@ static const char home_member_sql[] =
     "    and r.authorized_at >= date_trunc('month', now() at time zone $3)"
     "     at time zone $3) end,"
     "  p.digest = decode($7, 'hex'),"
+    "  m.ctid <> (select x.ctid from members x where x.id = m.id),"
     "  " TERMS_COLUMNS
     " from passes p join members m on m.id = p.member_id"
     " left join home_visits s on s.visit_id = $4::uuid"
@@ -372,6 +379,13 @@ home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
 		PQclear(res[2]);
 		m = res[1];
 	}
+	if (PQntuples(m) == 1 && strcmp(PQgetvalue(m, 0, HM_MOVED), "t") == 0) {
+		/* Read again under the lock (home_member_sql). */
+		PQclear(m);
+		m = db_query(conn, home_member_sql, 7, params);
+		if (m == NULL)
+			return -EIO;
+	}
 	if (PQntuples(m) != 1 || strcmp(PQgetvalue(m, 0, HM_ISSUED), "t") != 0) {
 		/*
 		 * Not a token issued here as it stands (or issued before its
@@ -495,6 +509,8 @@ home_decide(struct node *node, PGconn *conn, const struct home_request *req,
 		if (r != -EAGAIN)
 			return r;
 	}
+	log_warnx("visit %s: the decision lost to concurrent ones three times",
+	    req->visit_id);
 	return -EIO;
 }
 

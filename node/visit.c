@@ -377,6 +377,9 @@ visit_check_in_local(struct node *node, PGconn *conn, const char *token,
 			break;
 		}
 		r = -EIO;
+		if (attempt == 2)
+			log_warnx("visit %s: the decision lost to concurrent ones three"
+			    " times", d->visit_id);
 	}
 	PQclear(pre);
 	return r;

@@ -193,6 +193,45 @@ def test_concurrent_authorizations_debit_once(shared):
         assert b"query failed" not in f.read()
 
 
+def test_a_decision_that_waited_reads_the_visits_again(shared):
+    """A decision that waits for the member's lock, held by a transaction
+    that closes the member's visit and changes their row (a completion's
+    refund, a manager), decides on what that transaction left: admitted,
+    not refused as still checked in."""
+    import threading
+
+    troquet, cordee = shared["troquet"], shared["cordee"]
+    member, token = cordee.member_with_pass(tickets=10)
+
+    def authorize():
+        r = cordee.fed_request(troquet, "POST", "/federation/v1/authorize",
+                               {"visit_id": str(uuid.uuid4()), "pass": token})
+        assert r.status == 200, r
+        return r.json()
+
+    first = authorize()
+    assert first["decision"] == "admit", first
+    results = []
+    holder = shared.pg.connect(cordee.dbname)
+    try:
+        holder.autocommit = False
+        holder.execute("update home_visits set checked_out_at = now(), units = 1"
+                       " where visit_id = %s", (first["visit_id"],))
+        holder.execute("update members set tickets = tickets + 0 where pseudonym = %s",
+                       (member["pseudonym"],))
+        t = threading.Thread(target=lambda: results.append(authorize()))
+        t.start()
+        wait_until(lambda: cordee.query_one(
+            "select count(*) from pg_stat_activity where wait_event_type = 'Lock'"
+            " and datname = current_database()")[0] == 1, 10,
+            what="the decision waiting for the member's lock")
+        holder.commit()
+        t.join(timeout=30)
+    finally:
+        holder.close()
+    assert len(results) == 1 and results[0]["decision"] == "admit", results
+
+
 def test_concurrent_local_checkins_admit_once(shared):
     """Several desks of the member's own space scan the pass at once (no
     seats set, so nothing queues them but the member's lock): one admission,
