@@ -498,7 +498,7 @@ home_decide(struct node *node, PGconn *conn, const struct home_request *req,
 	if (pr != PASS_OK)
 		return home_bad_pass(node, conn, req, hash, pr, NULL, ret_status, ret_body) < 0 ?
 		    -EIO : 0;
-	for (int attempt = 0; attempt < 3; attempt++) {
+	for (int attempt = 0; attempt < HOME_DECIDE_ATTEMPTS; attempt++) {
 		if (!in_txn && db_begin(conn) < 0)
 			return -EIO;
 		r = home_decide_txn(node, conn, req, hash, &claims, !in_txn, ret_status,
@@ -509,8 +509,8 @@ home_decide(struct node *node, PGconn *conn, const struct home_request *req,
 		if (r != -EAGAIN)
 			return r;
 	}
-	log_warnx("visit %s: the decision lost to concurrent ones three times",
-	    req->visit_id);
+	log_warnx("visit %s: the decision lost to concurrent ones %d times",
+	    req->visit_id, HOME_DECIDE_ATTEMPTS);
 	return -EIO;
 }
 

@@ -29,8 +29,11 @@ struct home_request {
 /*
  * Decides (in_txn: inside the caller's transaction, for a local check-in);
  * returns 0 with the HTTP status and a malloc'ed JSON body, or <0 when the
- * database failed.
+ * database failed.  A decision that loses to a concurrent one is taken
+ * again, up to HOME_DECIDE_ATTEMPTS times in all; in_txn, -EAGAIN tells the
+ * caller to roll back and do so.
  */
+#define HOME_DECIDE_ATTEMPTS 3
 int home_decide(struct node *node, PGconn *conn, const struct home_request *req,
     bool in_txn, int *ret_status, char **ret_body);
 

@@ -350,7 +350,7 @@ visit_check_in_local(struct node *node, PGconn *conn, const char *token,
 	pre = visit_precheck(node, conn, c, NULL, NULL);
 	if (pre == NULL)
 		return -EIO;
-	for (int attempt = 0; attempt < 3; attempt++) {
+	for (int attempt = 0; attempt < HOME_DECIDE_ATTEMPTS; attempt++) {
 		if (db_begin(conn) < 0)
 			break;
 		r = visit_house_rules(conn, pre, c, NULL, d);
@@ -377,9 +377,9 @@ visit_check_in_local(struct node *node, PGconn *conn, const char *token,
 			break;
 		}
 		r = -EIO;
-		if (attempt == 2)
-			log_warnx("visit %s: the decision lost to concurrent ones three"
-			    " times", d->visit_id);
+		if (attempt == HOME_DECIDE_ATTEMPTS - 1)
+			log_warnx("visit %s: the decision lost to concurrent ones %d"
+			    " times", d->visit_id, HOME_DECIDE_ATTEMPTS);
 	}
 	PQclear(pre);
 	return r;
