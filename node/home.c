@@ -278,25 +278,27 @@ static int
 home_bad_pass(struct node *node, PGconn *conn, const struct home_request *req,
     const char *hash, int pr, PGresult *m, int *ret_status, char **ret_body)
 {
-	PGresult *res = m;
+	PGresult *res = NULL;
+	const char *stored_hash = NULL, *stored_body = NULL;
 	int r;
 
-	if (res == NULL) {
+	if (m == NULL) {
 		const char *params[1] = { req->visit_id };
 
 		res = db_query(conn, "select request_hash, response"
 		    " from home_visits where visit_id = $1", 1, params);
 		if (res == NULL)
 			return -EIO;
-		r = home_stored_answer(PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : NULL,
-		    PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : NULL, hash,
-		    ret_status, ret_body);
-		PQclear(res);
-	} else {
-		r = home_stored_answer(PQgetisnull(m, 0, HM_STORED_HASH) ? NULL :
-		    PQgetvalue(m, 0, HM_STORED_HASH), PQgetvalue(m, 0, HM_STORED_BODY),
-		    hash, ret_status, ret_body);
+		if (PQntuples(res) == 1) {
+			stored_hash = PQgetvalue(res, 0, 0);
+			stored_body = PQgetvalue(res, 0, 1);
+		}
+	} else if (!PQgetisnull(m, 0, HM_STORED_HASH)) {
+		stored_hash = PQgetvalue(m, 0, HM_STORED_HASH);
+		stored_body = PQgetvalue(m, 0, HM_STORED_BODY);
 	}
+	r = home_stored_answer(stored_hash, stored_body, hash, ret_status, ret_body);
+	PQclear(res);
 	if (r == 0) {
 		*ret_status = 200;
 		*ret_body = home_bad_pass_body(node, req, pr);
