@@ -205,8 +205,9 @@ static const char visit_update_sql[] =
  * visitor's pending row: visit_precheck): the terms with the member's
  * home, whether the home revoked the pass, the seats, the visitor's units
  * this month (when the terms cap them), whether messages about the member
- * still wait for the home, and the opening hours.  $1 time zone, $2 home, $3 jti, $4 pseudonym, $5 the
- * default monthly cap, $6 whether the member is a visitor.
+ * still wait for the home, and the opening hours.  $1 time zone, $2 home,
+ * $3 jti, $4 pseudonym, $5 the default monthly cap, $6 whether the member
+ * is a visitor.
  */
 enum {
 	VP_TERMS = 0, VP_REVOKED = TERMS_NCOLUMNS, VP_CAPACITY, VP_USED, VP_WAITING,
