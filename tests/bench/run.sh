@@ -128,6 +128,10 @@ host_local=$(fed_port "$work" troquet local)
 home_fed=$(fed_port "$work" cordee fed)
 desk=$("$PASSERELLE_BIN" -c "$work/troquet/passerelle.conf" staff add "Bench desk" --role concierge)
 echo "troquet: local face :$host_local; cordee: federation face :$home_fed"
+# A front desk's check-in of the next minted pass, as every scenario sends it.
+checkin_req=(--tokens "$work/passes.txt" --url "http://127.0.0.1:$host_local/api/v1/checkin"
+	--header "Authorization: Bearer $desk" --header "Content-Type: application/json"
+	--body '{"pass": "{token}"}' --expect '"decision":"admit"')
 
 minted=false
 mint() {
@@ -224,11 +228,7 @@ scenario_checkin() {
 		calls0=$(metric troquet passerelle_peer_calls_total)
 		conns0=$(metric troquet passerelle_peer_connections_total)
 		lg checkin "{}" --label "checkin-c$c" --concurrency "$c" --warmup "$warmup" \
-			--duration "$duration" --tokens "$work/passes.txt" \
-			--url "http://127.0.0.1:$host_local/api/v1/checkin" \
-			--header "Authorization: Bearer $desk" \
-			--header "Content-Type: application/json" \
-			--body '{"pass": "{token}"}' --expect '"decision":"admit"' \
+			--duration "$duration" "${checkin_req[@]}" \
 			--save "$work/visits-c$c.txt" 2>&1 >/dev/null | sed 's/^/  /'
 		calls1=$(metric troquet passerelle_peer_calls_total)
 		conns1=$(metric troquet passerelle_peer_connections_total)
@@ -257,10 +257,7 @@ scenario_cycle() {
 	reset_visits
 	say "Check-in then check-out on the same connection, members reused (concurrency 16)"
 	lg cycle "{}" --label cycle-c16 --concurrency 16 --warmup "$warmup" \
-		--duration "$duration" --tokens "$work/passes.txt" --reuse-tokens \
-		--url "http://127.0.0.1:$host_local/api/v1/checkin" \
-		--header "Authorization: Bearer $desk" --header "Content-Type: application/json" \
-		--body '{"pass": "{token}"}' --expect '"decision":"admit"' \
+		--duration "$duration" "${checkin_req[@]}" --reuse-tokens \
 		--then-if '"decision":"admit"' \
 		--then-url "http://127.0.0.1:$host_local/api/v1/visits/{visit_id}/checkout" \
 		--then-method POST --then-header "Authorization: Bearer $desk" \
@@ -507,16 +504,14 @@ census_run() {
 	done
 	sleep 0.5
 	if [ "$what" = check-in ]; then
-		args=(--tokens "$work/passes.txt" --url "http://127.0.0.1:$host_local/api/v1/checkin"
-			--header "Content-Type: application/json" --body '{"pass": "{token}"}'
-			--expect '"decision":"admit"' --save "$work/census-visits.txt")
+		args=("${checkin_req[@]}" --save "$work/census-visits.txt")
 	else
 		args=(--tokens "$work/census-visits.txt" --method POST
 			--url "http://127.0.0.1:$host_local/api/v1/visits/{token}/checkout"
-			--expect '"reported_to_home":true')
+			--header "Authorization: Bearer $desk" --expect '"reported_to_home":true')
 	fi
 	"$loadgen" --label census --concurrency 1 --warmup 0 --duration 30 --max-requests "$n" \
-		--header "Authorization: Bearer $desk" "${args[@]}" >/dev/null 2>&1 || true
+		"${args[@]}" >/dev/null 2>&1 || true
 	sleep 0.5
 	for id in troquet cordee; do
 		fed_psql "$work" "$id" "alter system reset log_statement" >/dev/null
@@ -555,19 +550,14 @@ scenario_statements() {
 	reset_visits
 	# A warm-up (plans, caches), then the measured run.
 	"$loadgen" --label statements-warmup --concurrency 16 --warmup 0 --duration 2 \
-		--tokens "$work/passes.txt" --url "http://127.0.0.1:$host_local/api/v1/checkin" \
-		--header "Authorization: Bearer $desk" --header "Content-Type: application/json" \
-		--body '{"pass": "{token}"}' --expect '"decision":"admit"' >/dev/null 2>&1 || true
+		"${checkin_req[@]}" >/dev/null 2>&1 || true
 	reset_visits
 	for id in troquet cordee; do
 		fed_psql "$work" "$id" "select pg_stat_statements_reset()" >/dev/null
 	done
 	rm -f "$work/statements-visits.txt"
 	"$loadgen" --label statements --concurrency 16 --warmup 0 --duration "$duration" \
-		--tokens "$work/passes.txt" --url "http://127.0.0.1:$host_local/api/v1/checkin" \
-		--header "Authorization: Bearer $desk" --header "Content-Type: application/json" \
-		--body '{"pass": "{token}"}' --expect '"decision":"admit"' \
-		--save "$work/statements-visits.txt" 2>&1 | sed 's/^/  /' || true
+		"${checkin_req[@]}" --save "$work/statements-visits.txt" 2>&1 | sed 's/^/  /' || true
 	n=0
 	[ -f "$work/statements-visits.txt" ] && n=$(wc -l <"$work/statements-visits.txt")
 	if [ "$n" -eq 0 ]; then
@@ -632,9 +622,7 @@ scenario_profile() {
 	done
 	say "Profile: perf record (DWARF call graphs) of both nodes and their PostgreSQL, check-ins at concurrency 16"
 	"$loadgen" --label profile-c16 --concurrency 16 --warmup 1 --duration "$((duration + 4))" \
-		--tokens "$work/passes.txt" --url "http://127.0.0.1:$host_local/api/v1/checkin" \
-		--header "Authorization: Bearer $desk" --header "Content-Type: application/json" \
-		--body '{"pass": "{token}"}' --expect '"decision":"admit"' >"$out/profile-load.txt" 2>&1 &
+		"${checkin_req[@]}" >"$out/profile-load.txt" 2>&1 &
 	lpid=$!
 	sleep 2
 	# What the nodes' database sessions are doing, five times a second.
