@@ -276,7 +276,7 @@ house_overdue_visits(const struct config *cfg, PGconn *conn, cJSON **ret)
 	    "   'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 	    " from host_visits v join house_hours h"
 	    "  on h.weekday = extract(isodow from v.checked_in_at at time zone $1)"
-	    " where v.status = 'open'"
+	    " where v.under_way and v.status = 'open'"
 	    "  and now() >= ((v.checked_in_at at time zone $1)::date + h.closes)"
 	    "   at time zone $1"
 	    " order by v.checked_in_at limit 1000", 1, params);

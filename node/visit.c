@@ -166,7 +166,7 @@ visit_store_host(PGconn *conn, const char *sql, const struct visit_decision *d,
     const struct pass_claims *c, const char *status, bool commit)
 {
 	char tickets[16], rate[16];
-	const char *params[13];
+	const char *params[14];
 
 	snprintf(tickets, sizeof(tickets), "%d", d->tickets_left);
 	snprintf(rate, sizeof(rate), "%d", d->rate_cents);
@@ -177,25 +177,38 @@ visit_store_host(PGconn *conn, const char *sql, const struct visit_decision *d,
 	params[4] = c->plan;
 	params[5] = c->jti;
 	params[6] = status != NULL ? status : d->admitted ? "open" : "refused";
+	/*
+	 * Under way: pending or open, as every statement that sets a visit's
+	 * status keeps it (schema/015_visits_under_way.sql).
+	 */
+	params[13] = strcmp(params[6], "pending") == 0 ||
+	    strcmp(params[6], "open") == 0 ? "t" : "f";
 	params[7] = d->reason_code[0] != '\0' ? d->reason_code : NULL;
 	params[8] = d->reason_code[0] != '\0' ? d->reason : NULL;
 	params[9] = d->receipt;
 	params[10] = d->tickets_left >= 0 ? tickets : NULL;
 	params[11] = d->rate_cents >= 0 ? rate : NULL;
 	params[12] = d->rate_cents >= 0 ? d->currency : NULL;
-	return commit ? db_exec_commit(conn, sql, 13, params) :
-	    db_exec(conn, sql, 13, params);
+	return commit ? db_exec_commit(conn, sql, 14, params) :
+	    db_exec(conn, sql, 14, params);
 }
 
+/*
+ * A visit's row with the decision, new or over its pending row.  The
+ * update keeps the pending row's time and leaves every indexed column as
+ * it was for an admission (`under_way` stays true): a HOT update
+ * (schema/015_visits_under_way.sql).
+ */
 static const char visit_insert_sql[] =
     "insert into host_visits (visit_id, home, pseudonym, display_name, plan,"
-    " jti, status, reason_code, reason, receipt, tickets_left, rate_cents, currency)"
-    " values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+    " jti, status, reason_code, reason, receipt, tickets_left, rate_cents, currency,"
+    " under_way)"
+    " values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 static const char visit_update_sql[] =
     "update host_visits set home = $2, pseudonym = $3, display_name = $4,"
     " plan = $5, jti = $6, status = $7, reason_code = $8, reason = $9,"
     " receipt = $10, tickets_left = $11, rate_cents = $12, currency = $13,"
-    " checked_in_at = now() where visit_id = $1";
+    " under_way = $14 where visit_id = $1";
 
 /* Serialises the seat count between concurrent check-ins of this space. */
 #define VISIT_SEATS_LOCK "select pg_advisory_xact_lock(7405637113)"
@@ -236,8 +249,9 @@ static const char visit_precheck_sql[] =
  * is written after the count, under the seats lock (visit_house_rules).
  */
 static const char visit_pending_sql[] =
-    "insert into host_visits (visit_id, home, pseudonym, plan, jti, status)"
-    " select $1::uuid, $2, $3, $4, $5, 'pending'"
+    "insert into host_visits (visit_id, home, pseudonym, plan, jti, status,"
+    " under_way)"
+    " select $1::uuid, $2, $3, $4, $5, 'pending', true"
     " where " HOUSE_CAPACITY_COLUMN " is null";
 
 /*
@@ -311,7 +325,7 @@ visit_house_rules(PGconn *conn, PGresult *pre, const struct pass_claims *c,
 		if (db_exec(conn, VISIT_SEATS_LOCK, 0, NULL) < 0)
 			return -EIO;
 		res = db_query(conn, "select count(*) from host_visits"
-		    " where status in ('open', 'pending')", 0, NULL);
+		    " where under_way", 0, NULL);
 		if (res == NULL)
 			return -EIO;
 		present = atoi(PQgetvalue(res, 0, 0));
@@ -575,8 +589,9 @@ visit_resolve_stale(struct node *node, PGconn *conn, int *ret_voided)
 	if (db_begin(conn) < 0)
 		return -EIO;
 	res = db_query(conn, "update host_visits set status = 'refused',"
-	    " reason_code = 'interrupted', reason = 'The check-in was interrupted;"
-	    " please scan the pass again.' where status = 'pending'"
+	    " under_way = false, reason_code = 'interrupted', reason = 'The check-in"
+	    " was interrupted; please scan the pass again.'"
+	    " where under_way and status = 'pending'"
 	    " and checked_in_at < now() - make_interval(secs => $1::int)"
 	    " returning visit_id, home, pseudonym", 1, params);
 	if (res == NULL) {
@@ -841,14 +856,14 @@ visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
 	/*
 	 * The visit is found and locked by its key first: "status = 'open'"
 	 * in the update's own condition lets a generic plan scan the whole
-	 * partial index of unfinished visits (host_visits_unfinished), 3 ms
+	 * partial index of the visits under way (host_visits_under_way), 3 ms
 	 * instead of 30 us with thousands of visits open (as
 	 * home_complete_visit).
 	 */
 	res = db_query(conn,
 	    "with cur as materialized (select visit_id, status from host_visits"
 	    "   where visit_id = $1 for update)"
-	    " update host_visits v set status = 'closed',"
+	    " update host_visits v set status = 'closed', under_way = false,"
 	    "  checked_out_at = greatest(v.checked_in_at, coalesce($3::timestamptz, now())),"
 	    "  display_name = null,"
 	    "  units = case when greatest(v.checked_in_at, coalesce($3::timestamptz, now()))"
@@ -1008,7 +1023,7 @@ visit_list(PGconn *conn, bool disputed)
 	 */
 	res = db_query(conn, disputed ? VISIT_LIST_SQL("disputed_at is not null"
 	    " and reason_code = 'provisional' and confirmed_at is null") :
-	    VISIT_LIST_SQL("status = 'open'"), 0, NULL);
+	    VISIT_LIST_SQL("under_way and status = 'open'"), 0, NULL);
 #undef VISIT_LIST_SQL
 	if (res == NULL)
 		return NULL;

@@ -638,9 +638,22 @@ class Federation:
         return self
 
     def close(self):
-        """Stops every node; returns a list of problems (non-zero exits)."""
+        """Stops every node; returns a list of problems (non-zero exits, a
+        visit whose under_way disagrees with its status)."""
         problems = []
         for node in self.nodes.values():
+            # under_way is kept by the statements that set a visit's status,
+            # not by a CHECK (schema/015_visits_under_way.sql): every test's
+            # visits are checked here.  A node whose database is gone or was
+            # never made has nothing to check.
+            bad = None
+            with contextlib.suppress(Exception):
+                bad = node.query("select visit_id::text, status, under_way"
+                                 " from host_visits where under_way is distinct"
+                                 " from (status in ('pending', 'open'))")
+            if bad:
+                problems.append(f"node {node.id}: under_way disagrees with the"
+                                f" status of {len(bad)} visits: {bad[:5]}")
             node.close_db()
             rc = node.stop()
             if rc != 0:
