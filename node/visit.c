@@ -177,18 +177,18 @@ visit_store_host(PGconn *conn, const char *sql, const struct visit_decision *d,
 	params[4] = c->plan;
 	params[5] = c->jti;
 	params[6] = status != NULL ? status : d->admitted ? "open" : "refused";
-	/*
-	 * Under way: pending or open, as every statement that sets a visit's
-	 * status keeps it (schema/015_visits_under_way.sql).
-	 */
-	params[13] = strcmp(params[6], "pending") == 0 ||
-	    strcmp(params[6], "open") == 0 ? "t" : "f";
 	params[7] = d->reason_code[0] != '\0' ? d->reason_code : NULL;
 	params[8] = d->reason_code[0] != '\0' ? d->reason : NULL;
 	params[9] = d->receipt;
 	params[10] = d->tickets_left >= 0 ? tickets : NULL;
 	params[11] = d->rate_cents >= 0 ? rate : NULL;
 	params[12] = d->rate_cents >= 0 ? d->currency : NULL;
+	/*
+	 * Under way: pending or open, as every statement that sets a visit's
+	 * status keeps it (schema/015_visits_under_way.sql).
+	 */
+	params[13] = strcmp(params[6], "pending") == 0 ||
+	    strcmp(params[6], "open") == 0 ? "t" : "f";
 	return commit ? db_exec_commit(conn, sql, 14, params) :
 	    db_exec(conn, sql, 14, params);
 }
