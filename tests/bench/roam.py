@@ -460,7 +460,7 @@ def wait_outboxes(spaces, server, timeout):
                                  " and failed_at is null), count(*) filter"
                                  " (where failed_at is not null) from outbox").fetchone()
                 b, = c.execute("select count(*) from host_visits"
-                               " where status in ('pending', 'open')").fetchone()
+                               " where under_way").fetchone()
                 pending, failed, busy = pending + p, failed + f, busy + b
             if pending == 0 and busy == 0:
                 return time.monotonic() - t0, failed

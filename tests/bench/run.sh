@@ -147,7 +147,7 @@ mint() {
 # Closes whatever a scenario left open, so that every member is free again.
 reset_visits() {
 	fed_psql "$work" troquet "update host_visits set status = 'closed', under_way = false,
-		checked_out_at = now(), units = 1 where status in ('open', 'pending');
+		checked_out_at = now(), units = 1 where under_way;
 		update outbox set delivered_at = now() where delivered_at is null" >/dev/null
 	fed_psql "$work" cordee "update home_visits set checked_out_at = now(), units = 1
 		where decision = 'admit' and checked_out_at is null" >/dev/null
