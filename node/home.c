@@ -28,6 +28,15 @@
 #include "visit.h"
 
 #define SQLSTATE_UNIQUE_VIOLATION "23505"
+/*
+ * The request hash of a visit id voided before it was authorized (no
+ * request's SHA-256 in hex is this): home_void_first, home_decide.
+ */
+#define HOME_VOID_HASH "void"
+
+static int home_void_first(struct node *node, PGconn *conn, const char *host,
+    const char *visit_id, const char *sub, const char *checked_in_at,
+    const char *checked_out_at, const char *completion, bool *ret_already);
 
 char *
 home_error_body(const char *error, const char *detail)
@@ -418,6 +427,16 @@ home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
 		*ret_body = home_answer_body(node, &a);
 		goto done;
 	}
+	if (!PQgetisnull(m, 0, HM_STORED_HASH) &&
+	    strcmp(PQgetvalue(m, 0, HM_STORED_HASH), HOME_VOID_HASH) == 0) {
+		/* The host voided this visit before asking (home_complete_visit). */
+		PQclear(m);
+		home_refuse(&a, "voided", "The host space withdrew this check-in"
+		    " before it was decided: scan the pass again.");
+		*ret_status = 200;
+		*ret_body = home_answer_body(node, &a);
+		goto done;
+	}
 	if (home_stored_answer(PQgetisnull(m, 0, HM_STORED_HASH) ? NULL :
 	    PQgetvalue(m, 0, HM_STORED_HASH), PQgetvalue(m, 0, HM_STORED_BODY), hash,
 	    ret_status, ret_body)) {
@@ -555,8 +574,9 @@ home_authorize(struct node *node, PGconn *conn, const char *host,
 
 int
 home_complete_visit(struct node *node, PGconn *conn, const char *host,
-    const char *visit_id, const char *checked_in_at, const char *checked_out_at,
-    int units, const char *completion, bool in_txn, bool *ret_already)
+    const char *visit_id, const char *sub, const char *checked_in_at,
+    const char *checked_out_at, int units, const char *completion, bool in_txn,
+    bool *ret_already)
 {
 	const struct config *cfg = node_config(node);
 	char units_s[16];
@@ -597,6 +617,9 @@ home_complete_visit(struct node *node, PGconn *conn, const char *host,
 		r = PQntuples(res) == 1 ? 0 : -ENOENT;
 		*ret_already = r == 0;
 		PQclear(res);
+		if (r == -ENOENT && units == 0 && sub != NULL)
+			r = home_void_first(node, conn, host, visit_id, sub, checked_in_at,
+			    checked_out_at, completion, ret_already);
 		goto out;
 	}
 	if (units == 0) {
@@ -660,9 +683,10 @@ home_complete_visit(struct node *node, PGconn *conn, const char *host,
 	r = 0;
 out:
 	if (!in_txn) {
-		if (r == 0 && db_commit(conn) < 0)
+		/* -ENOENT may have kept a void (home_void_first). */
+		if ((r == 0 || r == -ENOENT) && db_commit(conn) < 0)
 			r = -EIO;
-		else if (r != 0)
+		else if (r != 0 && r != -ENOENT)
 			db_rollback(conn);
 	}
 	return r;
@@ -674,10 +698,10 @@ out:
  */
 static bool
 home_completion_ok(struct node *node, const char *host, const char *token,
-    const char *visit_id, const char *out, int units)
+    const char *visit_id, const char *out, int units, char *ret_sub, size_t sublen)
 {
 	cJSON *p = NULL;
-	const cJSON *v, *h, *m, *o, *u;
+	const cJSON *v, *h, *m, *o, *u, *sub;
 	bool ok;
 
 	if (node_verify_signed(node, token, "completion", host, &p) < 0)
@@ -692,8 +716,57 @@ home_completion_ok(struct node *node, const char *host, const char *token,
 	    cJSON_IsString(m) && strcmp(m->valuestring, node_space_id(node)) == 0 &&
 	    cJSON_IsString(o) && strcmp(o->valuestring, out) == 0 &&
 	    cJSON_IsNumber(u) && u->valueint == units;
+	sub = cJSON_GetObjectItemCaseSensitive(p, "sub");
+	util_strlcpy(ret_sub, cJSON_IsString(sub) ? sub->valuestring : "", sublen);
 	cJSON_Delete(p);
 	return ok;
+}
+
+/*
+ * A void of a visit not admitted, or not yet: its id is kept as a refused
+ * visit (request_hash HOME_VOID_HASH), so that an authorization still on
+ * its way is refused (home_decide) instead of admitted behind the void
+ * (docs/reliability.md).  An authorization recorded meanwhile takes the id
+ * first: the void is then applied to it.  -ENOENT when there was nothing
+ * to void (answered nothing_to_void).
+ */
+static int
+home_void_first(struct node *node, PGconn *conn, const char *host,
+    const char *visit_id, const char *sub, const char *checked_in_at,
+    const char *checked_out_at, const char *completion, bool *ret_already)
+{
+	const char *params[4] = { visit_id, host, sub, HOME_VOID_HASH };
+	PGresult *res;
+	bool kept, known;
+
+	res = db_query(conn, "with kept as (insert into home_visits (visit_id, host,"
+	    "   member_id, jti, decision, reason_code, request_hash, response,"
+	    "   checked_out_at, units)"
+	    "  select $1, $2, m.id, '', 'refuse', 'voided', $4, '', now(), 0"
+	    "  from members m where m.pseudonym = $3"
+	    "  on conflict (visit_id) do nothing returning 1)"
+	    " select exists (select from kept)", 4, params);
+	if (res == NULL)
+		return -EIO;
+	kept = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (kept)
+		return -ENOENT;
+	/*
+	 * The id is taken: by an admission committed since the first look (read
+	 * again, as the statement's snapshot is older), or by another record.
+	 */
+	res = db_query(conn, "select 1 from home_visits where visit_id = $1"
+	    " and host = $2 and decision = 'admit'", 2, params);
+	if (res == NULL)
+		return -EIO;
+	known = PQntuples(res) == 1;
+	PQclear(res);
+	if (!known)
+		return -ENOENT;
+	/* In the transaction home_complete_visit began or was given. */
+	return home_complete_visit(node, conn, host, visit_id, NULL, checked_in_at,
+	    checked_out_at, 0, completion, true, ret_already);
 }
 
 /*
@@ -711,6 +784,7 @@ home_complete_item(struct node *node, PGconn *conn, const char *host,
 	const cJSON *completion = cJSON_GetObjectItemCaseSensitive(req, "completion");
 	cJSON *o = cJSON_CreateObject();
 	bool already = false;
+	char sub[64];
 	int64_t t;
 	int r;
 
@@ -727,14 +801,15 @@ home_complete_item(struct node *node, PGconn *conn, const char *host,
 		return 400;
 	}
 	if (!home_completion_ok(node, host, completion->valuestring, vid->valuestring,
-	    out->valuestring, units->valueint)) {
+	    out->valuestring, units->valueint, sub, sizeof(sub))) {
 		cJSON_AddStringToObject(o, "error", "bad_completion");
 		cJSON_AddStringToObject(o, "detail", "the completion is not the calling"
 		    " space's signature over this visit's report");
 		return 400;
 	}
-	r = home_complete_visit(node, conn, host, vid->valuestring, in->valuestring,
-	    out->valuestring, units->valueint, completion->valuestring, true, &already);
+	r = home_complete_visit(node, conn, host, vid->valuestring,
+	    sub[0] != '\0' ? sub : NULL, in->valuestring, out->valuestring,
+	    units->valueint, completion->valuestring, true, &already);
 	if (r == 0) {
 		cJSON_AddStringToObject(o, "status", already ? "already_recorded" :
 		    "recorded");

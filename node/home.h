@@ -42,11 +42,14 @@ int home_decide(struct node *node, PGconn *conn, const struct home_request *req,
  * signed completion, checked by the caller), debiting extra
  * tickets where the terms say one ticket per unit.  Repeats are harmless:
  * *ret_already tells that it was recorded before.  -ENOENT: no admitted visit
- * with this id from host.
+ * with this id from host.  A void (units 0) of a visit not admitted yet is
+ * kept, with the member named by sub (when given), so that its
+ * authorization is refused if it comes.
  */
 int home_complete_visit(struct node *node, PGconn *conn, const char *host,
-    const char *visit_id, const char *checked_in_at, const char *checked_out_at,
-    int units, const char *completion, bool in_txn, bool *ret_already);
+    const char *visit_id, const char *sub, const char *checked_in_at,
+    const char *checked_out_at, int units, const char *completion, bool in_txn,
+    bool *ret_already);
 
 /*
  * Federation handlers: POST /federation/v1/authorize, /complete and

@@ -197,7 +197,11 @@ visit_store_host(PGconn *conn, const char *sql, const struct visit_decision *d,
  * A visit's row with the decision, new or over its pending row.  The
  * update keeps the pending row's time and leaves every indexed column as
  * it was for an admission (`under_way` stays true): a HOT update
- * (schema/015_visits_under_way.sql).
+ * (schema/015_visits_under_way.sql).  It writes only over a pending row:
+ * one the round for interrupted check-ins refused meanwhile (and voided at
+ * the home) gets a status outside visit_status, and the statement fails
+ * (23514) at no cost to the others; visit_final_row_read then says what
+ * happened.
  */
 static const char visit_insert_sql[] =
     "insert into host_visits (visit_id, home, pseudonym, display_name, plan,"
@@ -206,9 +210,25 @@ static const char visit_insert_sql[] =
     " values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 static const char visit_update_sql[] =
     "update host_visits set home = $2, pseudonym = $3, display_name = $4,"
-    " plan = $5, jti = $6, status = $7, reason_code = $8, reason = $9,"
-    " receipt = $10, tickets_left = $11, rate_cents = $12, currency = $13,"
-    " under_way = $14 where visit_id = $1";
+    " plan = $5, jti = $6,"
+    " status = case when status = 'pending' then $7 else 'answered late' end,"
+    " reason_code = $8, reason = $9, receipt = $10, tickets_left = $11,"
+    " rate_cents = $12, currency = $13, under_way = $14 where visit_id = $1";
+#define SQLSTATE_CHECK_VIOLATION "23514"
+#define VISIT_INTERRUPTED "The check-in was interrupted; please scan the pass again."
+
+/* The decision over the visit's pending row, committed: 0 or -EIO. */
+static int
+visit_store_answer(PGconn *conn, const struct visit_decision *d,
+    const struct pass_claims *c)
+{
+	int r;
+
+	db_expect(SQLSTATE_CHECK_VIOLATION);
+	r = visit_store_host(conn, visit_update_sql, d, c, NULL, true);
+	db_expect(NULL);
+	return r;
+}
 
 /* Serialises the seat count between concurrent check-ins of this space. */
 #define VISIT_SEATS_LOCK "select pg_advisory_xact_lock(7405637113)"
@@ -589,8 +609,8 @@ visit_resolve_stale(struct node *node, PGconn *conn, int *ret_voided)
 	if (db_begin(conn) < 0)
 		return -EIO;
 	res = db_query(conn, "update host_visits set status = 'refused',"
-	    " under_way = false, reason_code = 'interrupted', reason = 'The check-in"
-	    " was interrupted; please scan the pass again.'"
+	    " under_way = false, reason_code = 'interrupted',"
+	    " reason = '" VISIT_INTERRUPTED "'"
 	    " where under_way and status = 'pending'"
 	    " and checked_in_at < now() - make_interval(secs => $1::int)"
 	    " returning visit_id, home, pseudonym", 1, params);
@@ -618,15 +638,20 @@ visit_resolve_stale(struct node *node, PGconn *conn, int *ret_voided)
 }
 
 /*
- * Whether the final row of a check-in was committed after all, when the
- * answer to its COMMIT was lost: a server that dies (or restarts) while it
- * flushes the commit may have made it durable.  Telling the desk that the
- * check-in failed would then leave a visit open that nobody knows of, so
- * the row is read again on the connection made anew (for up to 2 s, and
- * 2 s more for a commit still under way).
+ * What the visit's row says when its final write failed (d is made to say
+ * it): true when the desk can be answered.
+ *
+ * - The answer to its COMMIT was lost: a server that dies (or restarts)
+ *   while it flushes the commit may have made it durable.  Telling the
+ *   desk that the check-in failed would then leave a visit open that
+ *   nobody knows of, so the row is read again on the connection made anew
+ *   (for up to 2 s, and 2 s more for a commit still under way).
+ * - The round for interrupted check-ins refused the visit while the home
+ *   was asked (the check-in outlived peer_timeout + 10 s), and voided it
+ *   there: the desk is told to scan again, whatever the home said.
  */
 static bool
-visit_final_row_made(PGconn *conn, const struct visit_decision *d)
+visit_final_row_read(PGconn *conn, struct visit_decision *d)
 {
 	const char *params[1] = { d->visit_id };
 	/*
@@ -635,11 +660,11 @@ visit_final_row_made(PGconn *conn, const struct visit_decision *d)
 	 */
 	const struct db_call calls[2] = {
 		{ "set local lock_timeout = '2s'", 0, NULL },
-		{ "select status from host_visits where visit_id = $1 for update", 1,
-		  params },
+		{ "select status, coalesce(reason_code, '') from host_visits"
+		  " where visit_id = $1 for update", 1, params },
 	};
 	PGresult *res[2];
-	bool made;
+	bool made, interrupted;
 
 	if (!db_reconnect(conn, 2000) || db_begin(conn) < 0)
 		return false;
@@ -647,15 +672,27 @@ visit_final_row_made(PGconn *conn, const struct visit_decision *d)
 		db_rollback(conn);
 		return false;
 	}
-	made = PQntuples(res[1]) == 1 && strcmp(PQgetvalue(res[1], 0, 0),
-	    d->admitted ? "open" : "refused") == 0;
+	interrupted = PQntuples(res[1]) == 1 &&
+	    strcmp(PQgetvalue(res[1], 0, 1), "interrupted") == 0;
+	made = !interrupted && PQntuples(res[1]) == 1 &&
+	    strcmp(PQgetvalue(res[1], 0, 0), d->admitted ? "open" : "refused") == 0;
 	PQclear(res[0]);
 	PQclear(res[1]);
 	db_rollback(conn);
 	if (made)
 		log_info("visit %s: its commit was made, though its answer was lost",
 		    d->visit_id);
-	return made;
+	if (interrupted) {
+		log_warnx("visit %s: the home's answer came after the check-in was"
+		    " taken for interrupted and voided there; the desk is told to scan"
+		    " again", d->visit_id);
+		visit_refuse(d, "interrupted", VISIT_INTERRUPTED);
+		/* The home's receipt is for a decision the void undoes. */
+		free(d->receipt);
+		d->receipt = NULL;
+		d->tickets_left = -1;
+	}
+	return made || interrupted;
 }
 
 /*
@@ -757,9 +794,16 @@ visit_check_in(struct node *node, PGconn *conn, struct peer_client *pc,
 	 * as a pending visit, durably, before the home is asked (written by
 	 * the precheck's transaction unless the space counts seats).
 	 */
+	if (r >= 0 && held && ret->reason_code[0] != '\0') {
+		if (visit_store_answer(conn, ret, &claims) < 0) {
+			db_rollback(conn);
+			if (!visit_final_row_read(conn, ret))
+				goto db_error;
+		}
+		return 0;
+	}
 	if (r >= 0 && held)
-		r = ret->reason_code[0] == '\0' ? db_commit(conn) :
-		    visit_store_host(conn, visit_update_sql, ret, &claims, NULL, true);
+		r = db_commit(conn);
 	else if (r >= 0)
 		r = visit_store_host(conn, visit_insert_sql, ret, &claims,
 		    ret->reason_code[0] == '\0' ? "pending" : NULL, true);
@@ -782,10 +826,13 @@ visit_check_in(struct node *node, PGconn *conn, struct peer_client *pc,
 		}
 		r = unreachable ? visit_offline(node, conn, req, &claims, &t, ret) : 0;
 		free(req);
-		if (r < 0 || visit_store_host(conn, visit_update_sql, ret, &claims, NULL,
-		    true) < 0) {
+		if (r < 0) {
 			db_rollback(conn);
-			if (r < 0 || !visit_final_row_made(conn, ret))
+			goto db_error;
+		}
+		if (visit_store_answer(conn, ret, &claims) < 0) {
+			db_rollback(conn);
+			if (!visit_final_row_read(conn, ret))
 				goto db_error;
 		}
 	}
@@ -948,8 +995,8 @@ visit_check_out(struct node *node, PGconn *conn, struct peer_client *pc,
 				bool already;
 
 				r = home_complete_visit(node, conn, ret->home, visit_id,
-				    PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), ret->units,
-				    completion, true, &already);
+				    NULL, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3),
+				    ret->units, completion, true, &already);
 				ret->reported = r == 0;
 			} else if (r == 0) {
 				/* No peer client (the command line): the couriers deliver it. */

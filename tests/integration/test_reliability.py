@@ -14,7 +14,8 @@ import uuid
 
 import pytest
 
-from harness import PostgresServer, jws_parts, rows_read, wait_until
+from harness import (PostgresServer, jws_parts, load_ed25519_private, make_jws,
+                     rows_read, wait_until)
 
 OFFLINE = {"visit": {"peer_timeout": "1s"}}
 
@@ -187,6 +188,81 @@ def test_completions_three_times_out_of_order(federation):
     for visit_id, units in visits:
         assert cordee.query("select units from home_visits where visit_id = %s",
                             visit_id) == [(units,)]
+
+
+def test_an_answer_after_the_round_does_not_reopen_the_visit(federation):
+    """A check-in that outlasts the round for interrupted check-ins (a home
+    slower than peer_timeout + 10 s allows for) is refused by the round and
+    voided at the home.  Whichever reaches the home first, the
+    authorization or the void, both ends end with the visit refused and
+    the ticket kept."""
+    f = federation(config={"troquet": {"visit": {"peer_timeout": "30s"}}})
+    troquet, cordee = f["troquet"], f["cordee"]
+    member, token = cordee.member_with_pass(tickets=5)
+    answer = {}
+    desk = threading.Thread(
+        target=lambda: answer.update(r=troquet.checkin(token, timeout=60)))
+    cordee.proc.send_signal(signal.SIGSTOP)
+    try:
+        desk.start()
+        wait_until(lambda: troquet.query("select 1 from host_visits"
+                                         " where status = 'pending'"),
+                   timeout=10, what="the pending visit")
+        # As if the home had been asked for longer than the round allows.
+        troquet.query("update host_visits set checked_in_at = now() - interval"
+                      " '1 hour' where status = 'pending' returning 1")
+        wait_until(lambda: troquet.query("select 1 from host_visits where"
+                                         " reason_code = 'interrupted'"),
+                   timeout=15, what="the round to refuse the visit")
+    finally:
+        cordee.proc.send_signal(signal.SIGCONT)
+    desk.join(timeout=60)
+    a = answer["r"].json()
+    assert a["decision"] == "refuse" and a["reason_code"] == "interrupted", a
+    assert a.get("receipt") is None, a
+    assert troquet.query("select status, reason_code, under_way from host_visits") \
+        == [("refused", "interrupted", False)]
+    wait_until(lambda: troquet.query_one("select count(*) from outbox where"
+                                         " delivered_at is null")[0] == 0,
+               timeout=60, interval=0.5, what="the void to reach the home")
+    # The home admitted and gave the ticket back, or kept the void first
+    # and refused the authorization: nothing charged, nothing open.
+    assert cordee.balance(member) == (5, 5)
+    rows = cordee.query("select decision, coalesce(units, -1), checked_out_at"
+                        " is not null from home_visits where visit_id = %s",
+                        a["visit_id"])
+    assert rows in ([("admit", 0, True)], [("refuse", 0, True)]), rows
+
+
+def test_a_void_before_the_authorization_is_kept(federation):
+    """The home told to void a visit it has not decided yet refuses the
+    authorization when it comes, and answers the same void again as
+    before."""
+    f = federation()
+    troquet, cordee = f["troquet"], f["cordee"]
+    member, token = cordee.member_with_pass(tickets=5)
+    vid = str(uuid.uuid4())
+    void = {"visit_id": vid, "host": "troquet", "home": "cordee",
+            "sub": member["pseudonym"], "checked_in_at": "2026-11-30T09:00:00Z",
+            "checked_out_at": "2026-11-30T09:00:00Z", "units": 0, "void": True,
+            "iat": int(time.time())}
+    body = {"visit_id": vid, "checked_in_at": void["checked_in_at"],
+            "checked_out_at": void["checked_out_at"], "units": 0,
+            "completion": make_jws({"alg": "EdDSA", "typ": "completion",
+                                    "kid": troquet.kid}, void,
+                                   load_ed25519_private(troquet.dir / "pass.key"))}
+    r = cordee.fed_request(troquet, "POST", "/federation/v1/complete", body,
+                           headers={"Idempotency-Key": f"complete-{vid}"})
+    assert r.status == 200 and r.json()["status"] == "nothing_to_void", r
+    r = cordee.fed_request(troquet, "POST", "/federation/v1/authorize",
+                           {"visit_id": vid, "pass": token},
+                           headers={"Idempotency-Key": vid})
+    assert r.status == 200, r
+    assert r.json()["decision"] == "refuse" and r.json()["reason_code"] == "voided", \
+        r.json()
+    assert cordee.balance(member) == (5, 5)
+    assert cordee.query("select decision, reason_code from home_visits"
+                        " where visit_id = %s", vid) == [("refuse", "voided")]
 
 
 def test_two_processes_of_one_space_deliver_each_message_once(federation):
