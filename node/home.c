@@ -739,11 +739,16 @@ home_void_first(struct node *node, PGconn *conn, const char *host,
 	PGresult *res;
 	bool kept, known;
 
+	/*
+	 * The member's row is locked first, as an authorization locks it
+	 * before it records the visit: the other order deadlocks with one in
+	 * flight (this insert's key against its foreign-key check).
+	 */
 	res = db_query(conn, "with kept as (insert into home_visits (visit_id, host,"
 	    "   member_id, jti, decision, reason_code, request_hash, response,"
 	    "   checked_out_at, units)"
 	    "  select $1, $2, m.id, '', 'refuse', 'voided', $4, '', now(), 0"
-	    "  from members m where m.pseudonym = $3"
+	    "  from members m where m.pseudonym = $3 for update"
 	    "  on conflict (visit_id) do nothing returning 1)"
 	    " select exists (select from kept)", 4, params);
 	if (res == NULL)

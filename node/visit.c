@@ -682,6 +682,9 @@ visit_final_row_read(PGconn *conn, struct visit_decision *d)
 	if (made)
 		log_info("visit %s: its commit was made, though its answer was lost",
 		    d->visit_id);
+	if (!made && !interrupted)
+		log_warnx("visit %s: its final write failed and its row says neither"
+		    " the decision nor an interruption", d->visit_id);
 	if (interrupted) {
 		log_warnx("visit %s: the home's answer came after the check-in was"
 		    " taken for interrupted and voided there; the desk is told to scan"

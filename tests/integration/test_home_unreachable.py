@@ -59,7 +59,9 @@ def test_home_hangs(federation):
     # Once it runs again, the abandoned request has debited nothing.
     assert cordee.fed_request(troquet, "GET", "/federation/v1/ping").status == 200
     assert cordee.balance(member) == (10, 10)
-    assert cordee.query_one("select count(*) from home_visits") == (0,)
+    # (The host's void may have come first and been kept, refused.)
+    assert cordee.query_one("select count(*) from home_visits"
+                            " where decision = 'admit'") == (0,)
 
 
 def test_checkout_waits_in_the_outbox(federation):
