@@ -664,7 +664,7 @@ visit_final_row_read(PGconn *conn, struct visit_decision *d)
 		  " where visit_id = $1 for update", 1, params },
 	};
 	PGresult *res[2];
-	bool made, interrupted;
+	bool made, interrupted, stray;
 
 	if (!db_reconnect(conn, 2000) || db_begin(conn) < 0)
 		return false;
@@ -676,15 +676,18 @@ visit_final_row_read(PGconn *conn, struct visit_decision *d)
 	    strcmp(PQgetvalue(res[1], 0, 1), "interrupted") == 0;
 	made = !interrupted && PQntuples(res[1]) == 1 &&
 	    strcmp(PQgetvalue(res[1], 0, 0), d->admitted ? "open" : "refused") == 0;
+	/* Neither, nor the pending row of a write that did fail: by hand? */
+	stray = !interrupted && !made && PQntuples(res[1]) == 1 &&
+	    strcmp(PQgetvalue(res[1], 0, 0), "pending") != 0;
 	PQclear(res[0]);
 	PQclear(res[1]);
 	db_rollback(conn);
 	if (made)
 		log_info("visit %s: its commit was made, though its answer was lost",
 		    d->visit_id);
-	if (!made && !interrupted)
-		log_warnx("visit %s: its final write failed and its row says neither"
-		    " the decision nor an interruption", d->visit_id);
+	if (stray)
+		log_warnx("visit %s: its final write failed on a row that is neither"
+		    " pending, nor its decision, nor interrupted", d->visit_id);
 	if (interrupted) {
 		log_warnx("visit %s: the home's answer came after the check-in was"
 		    " taken for interrupted and voided there; the desk is told to scan"
