@@ -737,7 +737,7 @@ home_void_first(struct node *node, PGconn *conn, const char *host,
 {
 	const char *params[4] = { visit_id, host, sub, HOME_VOID_HASH };
 	PGresult *res;
-	bool kept, known;
+	bool kept;
 
 	/*
 	 * The member's row is locked first, as an authorization locks it
@@ -758,18 +758,11 @@ home_void_first(struct node *node, PGconn *conn, const char *host,
 	if (kept)
 		return -ENOENT;
 	/*
-	 * The id is taken: by an admission committed since the first look (read
-	 * again, as the statement's snapshot is older), or by another record.
+	 * The id is taken (or the member unknown): the void again, in the
+	 * transaction home_complete_visit began or was given, with statements
+	 * that see an admission committed since its first look; without a sub,
+	 * nothing is kept this time.
 	 */
-	res = db_query(conn, "select 1 from home_visits where visit_id = $1"
-	    " and host = $2 and decision = 'admit'", 2, params);
-	if (res == NULL)
-		return -EIO;
-	known = PQntuples(res) == 1;
-	PQclear(res);
-	if (!known)
-		return -ENOENT;
-	/* In the transaction home_complete_visit began or was given. */
 	return home_complete_visit(node, conn, host, visit_id, NULL, checked_in_at,
 	    checked_out_at, 0, completion, true, ret_already);
 }
