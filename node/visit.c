@@ -217,19 +217,6 @@ static const char visit_update_sql[] =
 #define SQLSTATE_CHECK_VIOLATION "23514"
 #define VISIT_INTERRUPTED "The check-in was interrupted; please scan the pass again."
 
-/* The decision over the visit's pending row, committed: 0 or -EIO. */
-static int
-visit_store_answer(PGconn *conn, const struct visit_decision *d,
-    const struct pass_claims *c)
-{
-	int r;
-
-	db_expect(SQLSTATE_CHECK_VIOLATION);
-	r = visit_store_host(conn, visit_update_sql, d, c, NULL, true);
-	db_expect(NULL);
-	return r;
-}
-
 /* Serialises the seat count between concurrent check-ins of this space. */
 #define VISIT_SEATS_LOCK "select pg_advisory_xact_lock(7405637113)"
 
@@ -702,6 +689,26 @@ visit_final_row_read(PGconn *conn, struct visit_decision *d)
 }
 
 /*
+ * The decision over the visit's pending row, committed; when that fails,
+ * what the row says (visit_final_row_read, which may change d).  0 when
+ * the desk can be answered with d, or -EIO.
+ */
+static int
+visit_store_answer(PGconn *conn, struct visit_decision *d,
+    const struct pass_claims *c)
+{
+	int r;
+
+	db_expect(SQLSTATE_CHECK_VIOLATION);
+	r = visit_store_host(conn, visit_update_sql, d, c, NULL, true);
+	db_expect(NULL);
+	if (r == 0)
+		return 0;
+	db_rollback(conn);
+	return visit_final_row_read(conn, d) ? 0 : -EIO;
+}
+
+/*
  * The home gave no answer: our terms with it decide.  A provisional
  * admission (within the offline allowance) queues the authorization for the
  * outbox; a refusal queues a void completion, because the home may have
@@ -801,11 +808,8 @@ visit_check_in(struct node *node, PGconn *conn, struct peer_client *pc,
 	 * the precheck's transaction unless the space counts seats).
 	 */
 	if (r >= 0 && held && ret->reason_code[0] != '\0') {
-		if (visit_store_answer(conn, ret, &claims) < 0) {
-			db_rollback(conn);
-			if (!visit_final_row_read(conn, ret))
-				goto db_error;
-		}
+		if (visit_store_answer(conn, ret, &claims) < 0)
+			goto db_error;
 		return 0;
 	}
 	if (r >= 0 && held)
@@ -836,11 +840,8 @@ visit_check_in(struct node *node, PGconn *conn, struct peer_client *pc,
 			db_rollback(conn);
 			goto db_error;
 		}
-		if (visit_store_answer(conn, ret, &claims) < 0) {
-			db_rollback(conn);
-			if (!visit_final_row_read(conn, ret))
-				goto db_error;
-		}
+		if (visit_store_answer(conn, ret, &claims) < 0)
+			goto db_error;
 	}
 	return 0;
 
