@@ -166,6 +166,13 @@ def load_ed25519_private(path):
         return serialization.load_pem_private_key(f.read(), password=None)
 
 
+def sign_as(node, typ, payload, kid=None):
+    """payload signed as the node signs its documents (receipts,
+    completions, ledgers): with its pass key, JWS typ `typ`."""
+    key = load_ed25519_private(node.dir / "pass.key")
+    return make_jws({"alg": "EdDSA", "typ": typ, "kid": kid or node.kid}, payload, key)
+
+
 # --------------------------------------------------------------------------
 # HTTP
 

@@ -26,8 +26,7 @@ from decimal import Decimal
 import pytest
 from jwcrypto import jws as jwcrypto_jws
 
-from harness import (FakeFace, b64url, compact_json, jws_parts, load_ed25519_private,
-                     make_jws, wait_until)
+from harness import FakeFace, b64url, compact_json, jws_parts, sign_as, wait_until
 
 SPACES = ("cordee", "grenoble", "troquet")
 MEMBERS_PER_SPACE = 40
@@ -237,11 +236,6 @@ def not_matched(st):
     """{visit_id: line} of the lines that are not plain matches."""
     return {line["visit_id"]: line for s in st["statements"] for line in s["lines"]
             if line["held"] or line["result"] != "matched"}
-
-
-def sign_as(node, typ, payload, kid=None):
-    key = load_ed25519_private(node.dir / "pass.key")
-    return make_jws({"alg": "EdDSA", "typ": typ, "kid": kid or node.kid}, payload, key)
 
 
 def pick(visits, host, home, taken, **where):

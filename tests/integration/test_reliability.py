@@ -14,8 +14,7 @@ import uuid
 
 import pytest
 
-from harness import (PostgresServer, jws_parts, load_ed25519_private, make_jws,
-                     rows_read, wait_until)
+from harness import PostgresServer, jws_parts, rows_read, sign_as, wait_until
 
 OFFLINE = {"visit": {"peer_timeout": "1s"}}
 
@@ -248,9 +247,7 @@ def test_a_void_before_the_authorization_is_kept(federation):
             "iat": int(time.time())}
     body = {"visit_id": vid, "checked_in_at": void["checked_in_at"],
             "checked_out_at": void["checked_out_at"], "units": 0,
-            "completion": make_jws({"alg": "EdDSA", "typ": "completion",
-                                    "kid": troquet.kid}, void,
-                                   load_ed25519_private(troquet.dir / "pass.key"))}
+            "completion": sign_as(troquet, "completion", void)}
     r = cordee.fed_request(troquet, "POST", "/federation/v1/complete", body,
                            headers={"Idempotency-Key": f"complete-{vid}"})
     assert r.status == 200 and r.json()["status"] == "nothing_to_void", r
