@@ -159,7 +159,8 @@ test('a concierge at the host scans the token: the card says admitted, and the o
 	const { page } = await newPage(browser, { viewport: { width: 1024, height: 768 } });
 	day.desk = page;
 	await signIn(page, 'troquet', day.concierge);
-	await page.waitForFunction(() => /\d/.test(document.getElementById('occupancy').textContent));
+	/* The first refresh writes "present / seats" over the page's placeholder. */
+	await page.waitForFunction(() => / \/ /.test(document.getElementById('occupancy').textContent));
 	const before = await occupancy(page);
 	assert.match(before, /^\d+ \/ 25$/);
 	day.present = parseInt(before, 10);
