@@ -687,6 +687,26 @@ http_request_cb(struct evhttp_request *req, void *arg)
 	}
 }
 
+/*
+ * One TLS record for a reply.  evhttp writes the status line and headers
+ * into the connection's output, then appends the body as chains of their
+ * own; bufferevent_openssl makes one SSL_write, so one record and one
+ * write(2), of each chain.  The reply is written only once it is whole
+ * (evhttp enables writing after), so the chains are joined as they come:
+ * the peer then reads one record (two reads instead of four) from one TCP
+ * segment.  Only up to a record's size: a longer body is several records
+ * anyway, and is not copied.
+ */
+#define HTTP_ONE_RECORD 16384
+
+static void
+http_tls_out_cb(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
+{
+	(void)arg;
+	if (info->n_added > 0 && evbuffer_get_length(out) <= HTTP_ONE_RECORD)
+		evbuffer_pullup(out, -1);
+}
+
 static struct bufferevent *
 http_bev_tls_cb(struct event_base *base, void *arg)
 {
@@ -716,6 +736,11 @@ http_bev_tls_cb(struct event_base *base, void *arg)
 		return NULL;
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	/* Added after bufferevent_openssl's own, it runs before it. */
+	if (evbuffer_add_cb(bufferevent_get_output(bev), http_tls_out_cb, NULL) == NULL) {
+		bufferevent_free(bev);
+		return NULL;
+	}
 	return bev;
 }
 
