@@ -1165,28 +1165,41 @@ reconcile_show_stored(struct cli_session *s, const struct reconcile_args *a)
 	return r;
 }
 
+/*
+ * The options of a statement's commands (reconcile, reconcile show): the
+ * pair of spaces and month, and how to print.  Exits on a bad one.
+ */
+static void
+reconcile_statement_args(int argc, char **argv, struct reconcile_args *a,
+    const char *what, const char *usage)
+{
+	const struct cli_opt opts[] = {
+		{ "peer", true, &a->peer, NULL },
+		{ "month", true, &a->month, NULL },
+		{ "output", true, &a->output, NULL },
+		{ "all", false, NULL, &a->all },
+		{ "csv", false, NULL, &a->csv },
+		{ NULL, false, NULL, NULL },
+	};
+
+	if (cli_parse_options(argc, argv, opts) != argc)
+		cli_die_usage("%s", usage);
+	reconcile_check_args(a, what);
+}
+
 int
 reconcile_cmd_run(int argc, char **argv)
 {
 	struct reconcile_args a = { 0 };
-	const struct cli_opt opts[] = {
-		{ "peer", true, &a.peer, NULL },
-		{ "month", true, &a.month, NULL },
-		{ "output", true, &a.output, NULL },
-		{ "all", false, NULL, &a.all },
-		{ "csv", false, NULL, &a.csv },
-		{ NULL, false, NULL, NULL },
-	};
 	struct cli_session s;
 	struct peer_client *pc = NULL;
 	struct node_directory *nd;
 	char err[512];
 	int stats[3] = { 0, 0, 0 }, r;
 
-	if (cli_parse_options(argc, argv, opts) != argc)
-		cli_die_usage("reconcile takes --peer SPACE --month YYYY-MM"
-		    " (or: reconcile show|list|agree|dispute)");
-	reconcile_check_args(&a, "reconcile");
+	reconcile_statement_args(argc, argv, &a, "reconcile",
+	    "reconcile takes --peer SPACE --month YYYY-MM"
+	    " (or: reconcile show|list|agree|dispute)");
 	cli_session_open(&s, NODE_NEED_DIRECTORY);
 	nd = node_directory_get(s.node);
 	r = nd != NULL && directory_find_space(nd->dir, a.peer) != NULL &&
@@ -1217,20 +1230,11 @@ int
 reconcile_cmd_show(int argc, char **argv)
 {
 	struct reconcile_args a = { 0 };
-	const struct cli_opt opts[] = {
-		{ "peer", true, &a.peer, NULL },
-		{ "month", true, &a.month, NULL },
-		{ "output", true, &a.output, NULL },
-		{ "all", false, NULL, &a.all },
-		{ "csv", false, NULL, &a.csv },
-		{ NULL, false, NULL, NULL },
-	};
 	struct cli_session s;
 	int r;
 
-	if (cli_parse_options(argc, argv, opts) != argc)
-		cli_die_usage("reconcile show takes --peer SPACE --month YYYY-MM");
-	reconcile_check_args(&a, "reconcile show");
+	reconcile_statement_args(argc, argv, &a, "reconcile show",
+	    "reconcile show takes --peer SPACE --month YYYY-MM");
 	cli_session_open(&s, 0);
 	r = reconcile_show_stored(&s, &a);
 	cli_session_close(&s);
