@@ -187,7 +187,7 @@ say "At the end of the day Camille checks out"
 $troquet visit checkout "$visit"
 sleep 1.5
 echo "-- La Cordée (home) now knows the visit is complete:"
-runuser -u postgres -- psql -h "$demo/cordee/data/pg/run" -U passerelle -d passerelle -Atc \
+runuser -u postgres -- psql -X -P pager=off -h "$demo/cordee/data/pg/run" -U passerelle -d passerelle -Atc \
 	"select 'visit ' || visit_id || ' at ' || host || ': ' || decision || ', '
 	        || coalesce(units::text, '?') || ' unit(s), checked out '
 	        || coalesce(checked_out_at::text, 'not yet') from home_visits"
