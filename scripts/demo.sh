@@ -10,21 +10,23 @@
 # Environment: PASSERELLE_DEMO_DIR (default /var/tmp/passerelle-demo: the
 # embedded PostgreSQL runs as an unprivileged user, which must reach it),
 # DEMO_PORT_BASE (default 7440: federation faces 7443/7444, local 7080/7081
-# are derived as base+3, base+4 and base-360, base-359).
+# are derived as base+3, base+4 and base-360, base-359), PASSERELLE_BIN (a
+# binary to run instead of building build/passerelle; the test of this
+# script gives the one under test).
 set -euo pipefail
 
 once=false
 for a in "$@"; do
 	case "$a" in
 	--once) once=true ;;
-	-h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,15p' "$0"; exit 0 ;;
 	*) echo "demo: unknown argument '$a' (try --once)" >&2; exit 2 ;;
 	esac
 done
 
 src=$(cd "$(dirname "$0")/.." && pwd)
 "$src/scripts/install-deps.sh"
-"$src/scripts/build.sh"
+[ -n "${PASSERELLE_BIN:-}" ] || "$src/scripts/build.sh"
 bin=${PASSERELLE_BIN:-$src/build/passerelle}
 pki="$src/certs/pki.sh"
 demo=${PASSERELLE_DEMO_DIR:-/var/tmp/passerelle-demo}
