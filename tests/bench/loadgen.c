@@ -472,6 +472,8 @@ slot_start(struct run *r, struct slot *s, enum stage stage)
 	curl_easy_setopt(s->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(s->easy, CURLOPT_TCP_NODELAY, 1L);
+	/* Straight to the server: never through a proxy the environment names. */
+	curl_easy_setopt(s->easy, CURLOPT_PROXY, "");
 	curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, o->timeout_ms);
 	curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, slot_write_cb);
 	curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
