@@ -93,26 +93,34 @@ def _ephemeral_low():
         return 32768
 
 
-def free_port():
-    """A TCP port on 127.0.0.1 that nothing uses right now, below the
-    kernel's range of ephemeral ports, and not given before.  A port from
-    that range (what bind to port 0 gives) may become the source port of
-    any outgoing connection once its node stops, and a node restarted on it
-    then fails with "Address already in use"."""
+def free_port_base(offsets=(0,)):
+    """A TCP port `base` on 127.0.0.1 such that base + each offset is a
+    port that nothing uses right now, below the kernel's range of ephemeral
+    ports, and not given before.  A port from that range (what bind to port
+    0 gives) may become the source port of any outgoing connection once its
+    node stops, and a node restarted on it then fails with "Address already
+    in use"."""
     low = _ephemeral_low()
     rnd = random.Random()
     for _ in range(1000):
-        port = rnd.randrange(10000, low)
-        if port in _PORTS_GIVEN:
+        base = rnd.randrange(10000 - min(0, *offsets), low - max(0, *offsets))
+        ports = [base + o for o in offsets]
+        if any(p in _PORTS_GIVEN for p in ports):
             continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _PORTS_GIVEN.add(port)
-        return port
+        try:
+            for port in ports:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        _PORTS_GIVEN.update(ports)
+        return base
     raise RuntimeError("no free TCP port below the ephemeral range")
+
+
+def free_port():
+    """A free TCP port on 127.0.0.1 (free_port_base)."""
+    return free_port_base()
 
 
 def tail(path, lines=40):

@@ -5,39 +5,17 @@ terminal (a pty, through util-linux's `script`), as a new user runs it: a
 command that would wait there (a pager) hangs the test instead of passing.
 """
 import os
-import random
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 
 import pytest
 
-from harness import ROOT, _PORTS_GIVEN, _ephemeral_low
+from harness import ROOT, free_port_base
 
 # DEMO_PORT_BASE's ports, as scripts/demo.sh derives them.
 DEMO_PORT_OFFSETS = (3, 4, -360, -359)
-
-
-def _demo_port_base():
-    """A base whose four ports are free (and not given to another test)."""
-    low = _ephemeral_low()
-    rnd = random.Random()
-    for _ in range(1000):
-        base = rnd.randrange(10400, low - 10)
-        ports = [base + o for o in DEMO_PORT_OFFSETS]
-        if any(p in _PORTS_GIVEN for p in ports):
-            continue
-        try:
-            for p in ports:
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        _PORTS_GIVEN.update(ports)
-        return base
-    raise RuntimeError("no free ports for the demo")
 
 
 def _left_running(demo_dir):
@@ -59,8 +37,8 @@ def demo_dir():
 def test_the_demo_runs_once_in_a_terminal_and_stops_its_nodes(passerelle_bin, demo_dir):
     if shutil.which("script") is None:
         pytest.fail("util-linux's script(1) is missing (Debian's bsdutils)")
-    env = dict(os.environ, PASSERELLE_BIN=str(passerelle_bin),
-               PASSERELLE_DEMO_DIR=demo_dir, DEMO_PORT_BASE=str(_demo_port_base()))
+    env = dict(os.environ, PASSERELLE_BIN=str(passerelle_bin), PASSERELLE_DEMO_DIR=demo_dir,
+               DEMO_PORT_BASE=str(free_port_base(DEMO_PORT_OFFSETS)))
     r = subprocess.run(["script", "-qec", "bash scripts/demo.sh --once", "/dev/null"],
                        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True,
                        timeout=180)
