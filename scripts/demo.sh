@@ -157,8 +157,12 @@ troquet="$bin -c $demo/troquet/passerelle.conf"
 say "La Cordée's manager adds Camille with a book of ten half-day tickets"
 $cordee member add "Camille Durand" --email camille@example.org --tickets 10
 say "and issues her pass (a QR code on her phone; SVG in $demo/camille-pass.svg)"
-token=$($cordee pass issue camille@example.org --svg "$demo/camille-pass.svg" --qr |
-	tee /dev/stderr | tail -n 1)
+# Shown as it comes, and its last line kept (not "tee /dev/stderr": that
+# opens the file anew at its start when the output goes to a file, and the
+# QR code overwrote the beginning of the log).
+issued=$($cordee pass issue camille@example.org --svg "$demo/camille-pass.svg" --qr)
+printf '%s\n' "$issued"
+token=${issued##*$'\n'}
 echo "${#token} bytes"
 
 say "Le Troquet's front desk scans it (POST /api/v1/checkin on the local face)"

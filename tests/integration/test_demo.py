@@ -34,15 +34,31 @@ def demo_dir():
     shutil.rmtree(d, ignore_errors=True)
 
 
+# The demo's sections, in the order it shows them.
+SECTIONS = ("The coordinator creates the federation", "gets its node certificate",
+            "The coordinator signs the directory", "Both nodes start",
+            "La Cordée's manager adds Camille", "and issues her pass",
+            "Le Troquet's front desk scans it", "What each side recorded",
+            "The pass verifies with a standard JOSE library",
+            "At the end of the day Camille checks out", "Done (--once)")
+
+
+def _demo_env(passerelle_bin, demo_dir):
+    return dict(os.environ, PASSERELLE_BIN=str(passerelle_bin), PASSERELLE_DEMO_DIR=demo_dir,
+                DEMO_PORT_BASE=str(free_port_base(DEMO_PORT_OFFSETS)))
+
+
+def _plain(text):
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
 def test_the_demo_runs_once_in_a_terminal_and_stops_its_nodes(passerelle_bin, demo_dir):
     if shutil.which("script") is None:
         pytest.fail("util-linux's script(1) is missing (Debian's bsdutils)")
-    env = dict(os.environ, PASSERELLE_BIN=str(passerelle_bin), PASSERELLE_DEMO_DIR=demo_dir,
-               DEMO_PORT_BASE=str(free_port_base(DEMO_PORT_OFFSETS)))
     r = subprocess.run(["script", "-qec", "bash scripts/demo.sh --once", "/dev/null"],
-                       cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                       timeout=180)
-    out = re.sub(r"\x1b\[[0-9;]*m", "", r.stdout.decode("utf-8", "replace"))
+                       cwd=ROOT, env=_demo_env(passerelle_bin, demo_dir),
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=180)
+    out = _plain(r.stdout.decode("utf-8", "replace"))
     assert r.returncode == 0, out[-3000:]
     # The check-in, as the desk's API answered it.
     assert '"decision": "admit"' in out, out[-3000:]
@@ -58,4 +74,24 @@ def test_the_demo_runs_once_in_a_terminal_and_stops_its_nodes(passerelle_bin, de
     assert re.search(r"at troquet: admit, 1 unit\(s\), checked out \d{4}-", out), out[-3000:]
     assert "== Done (--once)" in out
     # Nothing of the demo keeps running: both nodes and their PostgreSQL.
+    assert _left_running(demo_dir) == []
+
+
+def test_the_demo_written_to_a_file_keeps_every_section_in_order(passerelle_bin, demo_dir,
+                                                                tmp_path):
+    """As in a CI log: its output and errors to one file.  (The pass's QR
+    code, copied to /dev/stderr, once overwrote the log's beginning.)"""
+    log = tmp_path / "demo.log"  # not in the demo's folder, which it makes anew
+    with open(log, "wb") as f:
+        r = subprocess.run(["bash", "scripts/demo.sh", "--once"], cwd=ROOT,
+                           env=_demo_env(passerelle_bin, demo_dir), stdin=subprocess.DEVNULL,
+                           stdout=f, stderr=subprocess.STDOUT, timeout=180)
+    with open(log, encoding="utf-8", errors="replace") as f:
+        out = _plain(f.read())
+    assert r.returncode == 0, out[-3000:]
+    found = [re.search(r"^== .*" + re.escape(s), out, re.M) for s in SECTIONS]
+    at = [m.start() if m else -1 for m in found]
+    assert -1 not in at and at == sorted(at), list(zip(SECTIONS, at))
+    # The QR code whole, between the pass's issue and the scan.
+    assert at[5] < out.find("\u2588") < out.rfind("\u2588") < at[6], out[:2000]
     assert _left_running(demo_dir) == []
