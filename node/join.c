@@ -1094,7 +1094,7 @@ join_cmd_new_pass_key(int argc, char **argv)
 	struct config *cfg;
 	cJSON *req = NULL;
 	char kid[80], x[64], *dir = NULL, *key = NULL, *pub = NULL, *text = NULL;
-	uint8_t sk[64], pk[32];
+	uint8_t pk[32];
 	int i = cli_parse_options(argc, argv, opts), r, ret = 1;
 	size_t len;
 
@@ -1138,13 +1138,7 @@ join_cmd_new_pass_key(int argc, char **argv)
 		    "--kid or --key)", key);
 		goto out;
 	}
-	r = key_generate_file(key);
-	if (r == 0) {
-		r = key_load_private(key, sk, pk);
-		sodium_memzero(sk, sizeof(sk));
-	}
-	if (r == 0)
-		r = key_write_public(pub, pk);
+	r = key_generate_pair(key, pub, pk);
 	if (r < 0) {
 		cli_fail("cannot make %s: %s", key, strerror(-r));
 		goto out;
