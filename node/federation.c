@@ -886,8 +886,7 @@ out:
  * federation roll-key
  */
 
-/* "coordinator-1" → "coordinator-2"; anything else gets "-2". */
-static void
+void
 federation_next_kid(const char *kid, char *out, size_t outlen)
 {
 	size_t len = strlen(kid), d = len;
