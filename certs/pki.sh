@@ -165,6 +165,52 @@ abs_dir() {
 	(CDPATH='' cd -- "$1" && pwd)
 }
 
+# The command line of sign, node, revoke and crl:
+#   parse_args OPT REST NAME... -- ARG...
+# sets the variable OPT from --OPT V or --OPT=V, and the variables NAME...
+# from the arguments, in order.  The arguments after them are, by REST:
+# "ips", IP addresses (checked) into $ips, each after a blank; "count",
+# only counted; anything else, a usage line shown at once.  $n counts the
+# arguments: the caller checks it.
+parse_args() {
+	opt=$1 rest=$2 arg_names=
+	shift 2
+	while [ "$1" != -- ]; do
+		arg_names="$arg_names $1"
+		shift
+	done
+	shift
+	n=0 ips=
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--"$opt")
+			[ $# -ge 2 ] || die "--$opt needs a value"
+			eval "$opt=\$2"
+			shift 2
+			continue ;;
+		--"$opt"=*) eval "$opt=\${1#--$opt=}" ;;
+		-*) die "unknown option '$1'" ;;
+		*)
+			n=$((n + 1))
+			arg_i=0 arg_var=
+			for arg_name in $arg_names; do
+				arg_i=$((arg_i + 1))
+				[ "$arg_i" -ne "$n" ] || arg_var=$arg_name
+			done
+			if [ -n "$arg_var" ]; then
+				eval "$arg_var=\$1"
+			else
+				case $rest in
+				ips) check_ip "$1"; ips="$ips $1" ;;
+				count) ;;
+				*) bad_usage "$rest" ;;
+				esac
+			fi ;;
+		esac
+		shift
+	done
+}
+
 # --------------------------------------------------------------------------
 # Commands.  Each runs in its own subshell (see main), so its variables and
 # its temporary directory are its own.
@@ -235,30 +281,8 @@ cmd_csr() {
 }
 
 cmd_sign() {
-	days=$NODE_DAYS
-	n=0 ips=
-	while [ $# -gt 0 ]; do
-		case $1 in
-		--days)
-			[ $# -ge 2 ] || die "--days needs a value"
-			days=$2
-			shift 2
-			continue ;;
-		--days=*) days=${1#--days=} ;;
-		-*) die "unknown option '$1'" ;;
-		*)
-			n=$((n + 1))
-			case $n in
-			1) ca=$1 ;;
-			2) csr=$1 ;;
-			3) crt=$1 ;;
-			4) space=$1 ;;
-			5) dns=$1 ;;
-			*) check_ip "$1"; ips="$ips,IP:$1" ;;
-			esac ;;
-		esac
-		shift
-	done
+	days=$NODE_DAYS ca='' csr='' crt='' space='' dns=''
+	parse_args days ips ca csr crt space dns -- "$@"
 	[ $n -ge 5 ] || bad_usage "sign CA_DIR CSR OUT_CRT SPACE_ID DNS_NAME [IP...] [--days N]"
 	check_days "$days"
 	check_space_id "$space"
@@ -278,7 +302,10 @@ cmd_sign() {
 		die "$csr: the request's self-signature does not verify; refusing to sign it"
 	fi
 
-	san="URI:$SPACE_URI_PREFIX$space,DNS:$dns$ips"
+	san="URI:$SPACE_URI_PREFIX$space,DNS:$dns"
+	for ip in $ips; do
+		san="$san,IP:$ip"
+	done
 	PKI_CA_DIR=$ca PKI_SAN=$san run_openssl ca -batch -config "$CNF" -notext -utf8 \
 	    -in "$csr" -out "$WORK/node.crt" -days "$days" \
 	    -subj "/O=$space/CN=$dns" -extensions node_ext ||
@@ -292,29 +319,8 @@ cmd_sign() {
 }
 
 cmd_node() {
-	days=$NODE_DAYS
-	n=0 ips=
-	while [ $# -gt 0 ]; do
-		case $1 in
-		--days)
-			[ $# -ge 2 ] || die "--days needs a value"
-			days=$2
-			shift 2
-			continue ;;
-		--days=*) days=${1#--days=} ;;
-		-*) die "unknown option '$1'" ;;
-		*)
-			n=$((n + 1))
-			case $n in
-			1) ca=$1 ;;
-			2) out=$1 ;;
-			3) space=$1 ;;
-			4) dns=$1 ;;
-			*) check_ip "$1"; ips="$ips $1" ;;
-			esac ;;
-		esac
-		shift
-	done
+	days=$NODE_DAYS ca='' out='' space='' dns=''
+	parse_args days ips ca out space dns -- "$@"
 	[ $n -ge 4 ] || bad_usage "node CA_DIR OUT_DIR SPACE_ID DNS_NAME [IP...] [--days N]"
 	# Check everything before the key is made, so that a typo leaves
 	# nothing behind.
@@ -338,27 +344,8 @@ write_crl() {
 }
 
 cmd_revoke() {
-	reason=
-	n=0
-	while [ $# -gt 0 ]; do
-		case $1 in
-		--reason)
-			[ $# -ge 2 ] || die "--reason needs a value"
-			reason=$2
-			shift 2
-			continue ;;
-		--reason=*) reason=${1#--reason=} ;;
-		-*) die "unknown option '$1'" ;;
-		*)
-			n=$((n + 1))
-			case $n in
-			1) ca=$1 ;;
-			2) cert=$1 ;;
-			*) bad_usage "revoke CA_DIR CERT [--reason REASON]" ;;
-			esac ;;
-		esac
-		shift
-	done
+	reason='' ca='' cert=''
+	parse_args reason "revoke CA_DIR CERT [--reason REASON]" ca cert -- "$@"
 	[ $n -eq 2 ] || bad_usage "revoke CA_DIR CERT [--reason REASON]"
 	case $reason in
 	'' | unspecified | keyCompromise | CACompromise | affiliationChanged | \
@@ -382,23 +369,8 @@ cmd_revoke() {
 }
 
 cmd_crl() {
-	days=$CRL_DAYS
-	n=0
-	while [ $# -gt 0 ]; do
-		case $1 in
-		--days)
-			[ $# -ge 2 ] || die "--days needs a value"
-			days=$2
-			shift 2
-			continue ;;
-		--days=*) days=${1#--days=} ;;
-		-*) die "unknown option '$1'" ;;
-		*)
-			n=$((n + 1))
-			ca=$1 ;;
-		esac
-		shift
-	done
+	days=$CRL_DAYS ca=''
+	parse_args days count ca -- "$@"
 	[ $n -eq 1 ] || bad_usage "crl CA_DIR [--days N]"
 	check_days "$days"
 	check_ca_dir "$ca"

@@ -141,16 +141,21 @@ cli_load_config(void)
 void
 cli_session_open(struct cli_session *s, int flags)
 {
+	cli_session_open_flags(s, flags | NODE_NEED_DATABASE | NODE_MIGRATE, true);
+}
+
+void
+cli_session_open_flags(struct cli_session *s, int flags, bool connect)
+{
 	char err[512];
 
 	memset(s, 0, sizeof(s[0]));
 	s->cfg = cli_load_config();
-	if (node_open(&s->node, s->cfg, flags | NODE_NEED_DATABASE | NODE_MIGRATE, err,
-	    sizeof(err)) < 0) {
+	if (node_open(&s->node, s->cfg, flags, err, sizeof(err)) < 0) {
 		cli_fail("%s", err);
 		exit(1);
 	}
-	if (node_db_connect(s->node, &s->conn, err, sizeof(err)) < 0) {
+	if (connect && node_db_connect(s->node, &s->conn, err, sizeof(err)) < 0) {
 		cli_fail("%s", err);
 		node_close(s->node);
 		exit(1);

@@ -71,6 +71,12 @@ struct cli_session {
 	PGconn *conn;
 };
 void cli_session_open(struct cli_session *s, int flags);
+/*
+ * The same with exactly these node flags (no migration unless asked), and
+ * a connection only if connect: for db migrate and db status, which must
+ * not migrate, and for the commands that read only the directory.
+ */
+void cli_session_open_flags(struct cli_session *s, int flags, bool connect);
 void cli_session_close(struct cli_session *s);
 
 #endif

@@ -811,6 +811,19 @@ db_rollback(PGconn *conn)
 	PQclear(PQexec(conn, "ROLLBACK"));
 }
 
+void
+db_json_column(cJSON *o, const char *name, const PGresult *res, int i, int col,
+    bool number)
+{
+	if (PQgetisnull(res, i, col))
+		cJSON_AddNullToObject(o, name);
+	else if (number)
+		cJSON_AddNumberToObject(o, name, (double)strtoll(PQgetvalue(res, i, col),
+		    NULL, 10));
+	else
+		cJSON_AddStringToObject(o, name, PQgetvalue(res, i, col));
+}
+
 const char *
 db_last_sqlstate(void)
 {

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <cjson/cJSON.h>
 #include <libpq-fe.h>
 
 struct db_migration {
@@ -100,6 +101,13 @@ struct db_call {
 	const char *const *params;
 };
 int db_pipeline(PGconn *conn, const struct db_call *calls, int n, PGresult **ret);
+
+/*
+ * Adds column col of row i to o as name: null when it is NULL, a number
+ * when number is true, a string otherwise.
+ */
+void db_json_column(cJSON *o, const char *name, const PGresult *res, int i,
+    int col, bool number);
 
 /* The SQLSTATE of the last failed db_query on this thread ("" if none). */
 const char *db_last_sqlstate(void);

@@ -751,7 +751,7 @@ federation_cmd_init(int argc, char **argv)
 	struct federation f = { .lock_fd = -1 };
 	char *state = NULL, *ca = NULL, *signing = NULL, *key = NULL, *pub = NULL;
 	char *token = NULL, err[1024], default_ca[128], now_s[32], x[64];
-	uint8_t sk[64], pk[32];
+	uint8_t pk[32];
 	int64_t serial = 0, now = util_now();
 	int i = cli_parse_options(argc, argv, opts), days, r, ret = 1;
 
@@ -810,12 +810,7 @@ federation_cmd_init(int argc, char **argv)
 		cli_fail("cannot create %s: %s", signing, strerror(errno));
 		goto out;
 	}
-	r = key_generate_file(key);
-	if (r == 0)
-		r = key_load_private(key, sk, pk);
-	sodium_memzero(sk, sizeof(sk));
-	if (r == 0)
-		r = key_write_public(pub, pk);
+	r = key_generate_pair(key, pub, pk);
 	if (r < 0) {
 		cli_fail("cannot make the directory-signing key %s: %s", key, strerror(-r));
 		goto out;
@@ -891,8 +886,7 @@ out:
  * federation roll-key
  */
 
-/* "coordinator-1" → "coordinator-2"; anything else gets "-2". */
-static void
+void
 federation_next_kid(const char *kid, char *out, size_t outlen)
 {
 	size_t len = strlen(kid), d = len;

@@ -17,7 +17,7 @@
  *
  * The checks of a join request and the runner of certs/pki.sh are shared
  * with join.c, so that `passerelle init` writes only what `federation
- * admit` accepts.
+ * admit` accepts; so is the choice of the next key id.
  */
 #ifndef PASSERELLE_FEDERATION_H
 #define PASSERELLE_FEDERATION_H
@@ -36,6 +36,12 @@ int federation_cmd_add_key(int argc, char **argv);
 int federation_cmd_renew(int argc, char **argv);
 int federation_cmd_roll_key(int argc, char **argv);
 int federation_cmd_sign(int argc, char **argv);
+
+/*
+ * The kid after kid, for a new pass or directory-signing key:
+ * "troquet-1" → "troquet-2"; a kid without a number gets "-2".
+ */
+void federation_next_kid(const char *kid, char *out, size_t outlen);
 
 /*
  * Runs certs/pki.sh with args (NULL-terminated, without the script itself):

@@ -715,6 +715,76 @@ federation_space_pin_owner(const struct federation *f, const uint8_t pin[32],
 }
 
 /* ---------------------------------------------------------------------
+ * What admit and renew share: the node certificate, then the bundle
+ */
+
+/*
+ * Keeps the CSR as requests/NAME.csr and issues spaces/NAME.crt from it for
+ * space id (dns, ips).  Only on success *ret_cert_path is set (the caller
+ * frees it, and removes the file should the command fail later).
+ */
+static int
+federation_space_issue(const struct federation *f, X509_REQ *csr, const char *name,
+    const char *id, const char *dns, const cJSON *ips, char *cert_rel,
+    size_t cert_rel_len, char **ret_cert_path, char *serial_hex, size_t hexlen,
+    char *err, size_t errlen)
+{
+	char rel[160], *csr_path = NULL, *cert_path = NULL;
+	int r;
+
+	snprintf(rel, sizeof(rel), "requests/%s.csr", name);
+	r = federation_pki_write_csr(f, csr, rel, &csr_path, err, errlen);
+	if (r < 0)
+		goto out;
+	snprintf(cert_rel, cert_rel_len, "spaces/%s.crt", name);
+	cert_path = federation_path(f, cert_rel);
+	r = federation_pki_issue(f, csr_path, cert_rel, id, dns, ips, err, errlen);
+	if (r < 0)
+		goto out;
+	federation_pki_cert_serial(cert_path, serial_hex, hexlen);
+	*ret_cert_path = cert_path;
+	cert_path = NULL;
+out:
+	free(csr_path);
+	free(cert_path);
+	return r;
+}
+
+/*
+ * Writes the bundle (to bundle_opt, or bundles/NAME.json in the folder),
+ * then saves the signed directory.  A bundle whose directory was not saved
+ * is removed again; *ret_saved says whether it was.  *ret_bundle is the
+ * bundle's path, for the caller to show and free.
+ */
+static int
+federation_space_publish(struct federation *f, const char *id, const char *kind,
+    const char *cert_rel, const char *token, int64_t serial, const char *bundle_opt,
+    const char *name, char **ret_bundle, bool *ret_saved, char *err, size_t errlen)
+{
+	char *bundle;
+	int r;
+
+	*ret_saved = false;
+	if (bundle_opt != NULL) {
+		bundle = strdup(bundle_opt);
+	} else {
+		char rel[160];
+
+		snprintf(rel, sizeof(rel), "bundles/%s.json", name);
+		bundle = federation_path(f, rel);
+	}
+	*ret_bundle = bundle;
+	/* The bundle first: a space admitted without its bundle is stranded. */
+	r = federation_write_bundle(f, id, kind, cert_rel, token, bundle, err, errlen);
+	if (r < 0)
+		return r;
+	r = federation_save(f, token, serial, ret_saved, err, errlen);
+	if (!*ret_saved)
+		unlink(bundle);
+	return r;
+}
+
+/* ---------------------------------------------------------------------
  * federation admit
  */
 
@@ -779,8 +849,8 @@ federation_cmd_admit(int argc, char **argv)
 	X509_REQ *csr = NULL;
 	const cJSON *space;
 	const char *id, *url, *owner;
-	char *csr_path = NULL, *cert_path = NULL, *bundle = NULL, *token = NULL;
-	char err[1024], why[1024], cert_rel[128], serial_hex[128] = "?";
+	char *cert_path = NULL, *bundle = NULL, *token = NULL;
+	char err[1024], why[1024], cert_rel[160], serial_hex[128] = "?";
 	uint8_t pass_pk[32], pin[32];
 	int64_t serial = 0, now = util_now();
 	int i = cli_parse_options(argc, argv, opts), r, ret = 1;
@@ -843,26 +913,13 @@ federation_cmd_admit(int argc, char **argv)
 		goto out;
 	}
 
-	{
-		char rel[128];
-
-		snprintf(rel, sizeof(rel), "requests/%s.csr", id);
-		if (federation_pki_write_csr(&f, csr, rel, &csr_path, err,
-		    sizeof(err)) < 0) {
-			cli_fail("%s", err);
-			goto out;
-		}
-	}
-	snprintf(cert_rel, sizeof(cert_rel), "spaces/%s.crt", id);
-	cert_path = federation_path(&f, cert_rel);
-	if (federation_pki_issue(&f, csr_path, cert_rel, id,
-	    util_json_string(req, "dns"),
-	    cJSON_GetObjectItemCaseSensitive(req, "ips"), err, sizeof(err)) < 0) {
+	if (federation_space_issue(&f, csr, id, id, util_json_string(req, "dns"),
+	    cJSON_GetObjectItemCaseSensitive(req, "ips"), cert_rel, sizeof(cert_rel),
+	    &cert_path, serial_hex, sizeof(serial_hex), err, sizeof(err)) < 0) {
 		cli_fail("%s", err);
 		goto out;
 	}
 	issued = true;
-	federation_pki_cert_serial(cert_path, serial_hex, sizeof(serial_hex));
 
 	entry = federation_space_entry(req, cert_rel, now);
 	if (entry == NULL || !cJSON_AddItemToArray(federation_spaces(&f), entry)) {
@@ -875,25 +932,9 @@ federation_cmd_admit(int argc, char **argv)
 		cli_fail("%s", err);
 		goto out;
 	}
-	if (bundle_opt != NULL) {
-		bundle = strdup(bundle_opt);
-	} else {
-		char rel[128];
-
-		snprintf(rel, sizeof(rel), "bundles/%s.json", id);
-		bundle = federation_path(&f, rel);
-	}
-	/* The bundle first: a space admitted without its bundle is stranded. */
-	r = federation_write_bundle(&f, id, "join", cert_rel, token, bundle, err,
-	    sizeof(err));
-	if (r < 0) {
-		cli_fail("%s", err);
-		goto out;
-	}
-	r = federation_save(&f, token, serial, &saved, err, sizeof(err));
-	if (!saved)
-		unlink(bundle);
-	else
+	r = federation_space_publish(&f, id, "join", cert_rel, token, serial, bundle_opt,
+	    id, &bundle, &saved, err, sizeof(err));
+	if (saved)
 		issued = false;
 	if (r < 0) {
 		cli_fail("%s%s", err, saved ? " (the space is admitted: run 'federation "
@@ -947,7 +988,6 @@ out:
 		unlink(cert_path);
 	free(token);
 	free(bundle);
-	free(csr_path);
 	free(cert_path);
 	X509_REQ_free(csr);
 	cJSON_Delete(req);
@@ -1207,8 +1247,8 @@ federation_cmd_renew(int argc, char **argv)
 	cJSON *space, *certs = NULL, *retiring, *c;
 	X509_REQ *csr = NULL;
 	const char *id, *dns, *owner;
-	char *text = NULL, *csr_path = NULL, *cert_path = NULL, *bundle = NULL;
-	char *token = NULL, err[1024], cert_rel[160], until_s[32], serial_hex[128] = "?";
+	char *text = NULL, *cert_path = NULL, *bundle = NULL, *token = NULL;
+	char err[1024], name[128], cert_rel[160], until_s[32], serial_hex[128] = "?";
 	uint8_t pin[32];
 	int64_t serial = 0, overlap, next, now = util_now();
 	int i = cli_parse_options(argc, argv, opts), r, ret = 1;
@@ -1268,26 +1308,14 @@ federation_cmd_renew(int argc, char **argv)
 
 	federation_json_int(f.desc, "serial", &next);
 	next++;
-	{
-		char rel[160];
-
-		snprintf(rel, sizeof(rel), "requests/%s-renewed-%lld.csr", id, (long long)next);
-		if (federation_pki_write_csr(&f, csr, rel, &csr_path, err,
-		    sizeof(err)) < 0) {
-			cli_fail("%s", err);
-			goto out;
-		}
-	}
-	snprintf(cert_rel, sizeof(cert_rel), "spaces/%s-renewed-%lld.crt", id,
-	    (long long)next);
-	cert_path = federation_path(&f, cert_rel);
-	if (federation_pki_issue(&f, csr_path, cert_rel, id, dns,
-	    cJSON_GetObjectItemCaseSensitive(space, "ips"), err, sizeof(err)) < 0) {
+	snprintf(name, sizeof(name), "%s-renewed-%lld", id, (long long)next);
+	if (federation_space_issue(&f, csr, name, id, dns,
+	    cJSON_GetObjectItemCaseSensitive(space, "ips"), cert_rel, sizeof(cert_rel),
+	    &cert_path, serial_hex, sizeof(serial_hex), err, sizeof(err)) < 0) {
 		cli_fail("%s", err);
 		goto out;
 	}
 	issued = true;
-	federation_pki_cert_serial(cert_path, serial_hex, sizeof(serial_hex));
 
 	/* Old and new are both pinned until the overlap ends. */
 	federation_now_text(now + overlap, until_s);
@@ -1321,24 +1349,11 @@ federation_cmd_renew(int argc, char **argv)
 		cli_fail("%s", err);
 		goto out;
 	}
-	if (bundle_opt != NULL) {
-		bundle = strdup(bundle_opt);
-	} else {
-		char rel[160];
-
-		snprintf(rel, sizeof(rel), "bundles/%s-renewed-%lld.json", id,
-		    (long long)serial);
-		bundle = federation_path(&f, rel);
-	}
-	if (federation_write_bundle(&f, id, "renewal", cert_rel, token, bundle, err,
-	    sizeof(err)) < 0) {
-		cli_fail("%s", err);
-		goto out;
-	}
-	r = federation_save(&f, token, serial, &saved, err, sizeof(err));
-	if (!saved)
-		unlink(bundle);
-	else
+	/* The bundle is named after the directory that carries the renewal. */
+	snprintf(name, sizeof(name), "%s-renewed-%lld", id, (long long)serial);
+	r = federation_space_publish(&f, id, "renewal", cert_rel, token, serial,
+	    bundle_opt, name, &bundle, &saved, err, sizeof(err));
+	if (saved)
 		issued = false;
 	if (r < 0) {
 		cli_fail("%s", err);
@@ -1373,7 +1388,6 @@ out:
 	free(text);
 	free(token);
 	free(bundle);
-	free(csr_path);
 	free(cert_path);
 	X509_REQ_free(csr);
 	cJSON_Delete(certs);

@@ -192,20 +192,6 @@ join_read_private_key(const char *path)
 	return pkey;
 }
 
-/* "troquet-1" → "troquet-2"; a kid without a number gets "-2". */
-static void
-join_next_kid(const char *kid, char *out, size_t outlen)
-{
-	size_t len = strlen(kid), d = len;
-
-	while (d > 0 && kid[d - 1] >= '0' && kid[d - 1] <= '9')
-		d--;
-	if (d < len && d > 0 && kid[d - 1] == '-' && len - d < 9)
-		snprintf(out, outlen, "%.*s%ld", (int)d, kid, strtol(kid + d, NULL, 10) + 1);
-	else
-		snprintf(out, outlen, "%s-2", kid);
-}
-
 /* ---------------------------------------------------------------------
  * passerelle init
  */
@@ -1094,7 +1080,7 @@ join_cmd_new_pass_key(int argc, char **argv)
 	struct config *cfg;
 	cJSON *req = NULL;
 	char kid[80], x[64], *dir = NULL, *key = NULL, *pub = NULL, *text = NULL;
-	uint8_t sk[64], pk[32];
+	uint8_t pk[32];
 	int i = cli_parse_options(argc, argv, opts), r, ret = 1;
 	size_t len;
 
@@ -1104,7 +1090,7 @@ join_cmd_new_pass_key(int argc, char **argv)
 	if (kid_opt != NULL)
 		util_strlcpy(kid, kid_opt, sizeof(kid));
 	else
-		join_next_kid(cfg->pass_kid, kid, sizeof(kid));
+		federation_next_kid(cfg->pass_kid, kid, sizeof(kid));
 	if (!federation_space_kid_ok(kid) || strcmp(kid, cfg->pass_kid) == 0) {
 		config_free(cfg);
 		cli_die_usage("the new key's kid must match [A-Za-z0-9._-]{1,64} and differ "
@@ -1138,13 +1124,7 @@ join_cmd_new_pass_key(int argc, char **argv)
 		    "--kid or --key)", key);
 		goto out;
 	}
-	r = key_generate_file(key);
-	if (r == 0) {
-		r = key_load_private(key, sk, pk);
-		sodium_memzero(sk, sizeof(sk));
-	}
-	if (r == 0)
-		r = key_write_public(pub, pk);
+	r = key_generate_pair(key, pub, pk);
 	if (r < 0) {
 		cli_fail("cannot make %s: %s", key, strerror(-r));
 		goto out;

@@ -155,6 +155,23 @@ out:
 }
 
 int
+key_generate_pair(const char *path, const char *pub_path,
+    uint8_t ret_pk[KEY_PUBLIC_LEN])
+{
+	uint8_t sk[KEY_SECRET_LEN];
+	int r;
+
+	r = key_generate_file(path);
+	if (r < 0)
+		return r;
+	r = key_load_private(path, sk, ret_pk);
+	sodium_memzero(sk, sizeof(sk));
+	if (r < 0)
+		return r;
+	return key_write_public(pub_path, ret_pk);
+}
+
+int
 key_load_private(const char *path, uint8_t ret_sk[KEY_SECRET_LEN],
     uint8_t ret_pk[KEY_PUBLIC_LEN])
 {

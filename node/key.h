@@ -21,6 +21,13 @@
  */
 int key_generate_file(const char *path);
 
+/*
+ * key_generate_file, then the public key written to pub_path (as
+ * key_write_public) and given in ret_pk.
+ */
+int key_generate_pair(const char *path, const char *pub_path,
+    uint8_t ret_pk[KEY_PUBLIC_LEN]);
+
 /* Loads a private key file into libsodium's form. */
 int key_load_private(const char *path, uint8_t ret_sk[KEY_SECRET_LEN],
     uint8_t ret_pk[KEY_PUBLIC_LEN]);

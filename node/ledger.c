@@ -54,19 +54,6 @@ ledger_json_is(const cJSON *o, const char *name, const char *value)
 	return s != NULL && strcmp(s, value) == 0;
 }
 
-static void
-ledger_add_column(cJSON *o, const char *name, PGresult *res, int i, int col,
-    bool number)
-{
-	if (PQgetisnull(res, i, col))
-		cJSON_AddNullToObject(o, name);
-	else if (number)
-		cJSON_AddNumberToObject(o, name, (double)strtoll(PQgetvalue(res, i, col),
-		    NULL, 10));
-	else
-		cJSON_AddStringToObject(o, name, PQgetvalue(res, i, col));
-}
-
 /*
  * Our records of the visits shared with $1 in the UTC month $2, after the
  * key ($3, $4).  As host: every visit of its members that was not refused
@@ -136,11 +123,11 @@ ledger_record_json(PGresult *res, int i, size_t *ret_size)
 	cJSON_AddStringToObject(o, "visit_id", PQgetvalue(res, i, 0));
 	cJSON_AddStringToObject(o, "role", role);
 	cJSON_AddStringToObject(o, "sub", PQgetvalue(res, i, 2));
-	ledger_add_column(o, "checked_in_at", res, i, 3, false);
-	ledger_add_column(o, "checked_out_at", res, i, 4, false);
-	ledger_add_column(o, "units", res, i, 5, true);
-	ledger_add_column(o, "rate_cents", res, i, 6, true);
-	ledger_add_column(o, "currency", res, i, 7, false);
+	db_json_column(o, "checked_in_at", res, i, 3, false);
+	db_json_column(o, "checked_out_at", res, i, 4, false);
+	db_json_column(o, "units", res, i, 5, true);
+	db_json_column(o, "rate_cents", res, i, 6, true);
+	db_json_column(o, "currency", res, i, 7, false);
 	cJSON_AddStringToObject(o, "state", PQgetvalue(res, i, 8));
 	if (strcmp(role, "host") == 0) {
 		receipt = ledger_token(res, i, 9);

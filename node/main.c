@@ -85,24 +85,18 @@ cmd_serve(int argc, char **argv)
 	return r;
 }
 
+/* The db commands: a connection, and no migration first. */
 static int
 cmd_db_migrate(int argc, char **argv)
 {
-	struct config *cfg;
-	struct node *node;
-	PGconn *conn = NULL;
+	struct cli_session s;
 	char err[512];
 	int applied = 0, r = 1;
 
 	if (cli_parse_options(argc, argv, NULL) != argc)
 		cli_die_usage("db migrate takes no arguments");
-	cfg = cli_load_config();
-	if (node_open(&node, cfg, NODE_NEED_DATABASE, err, sizeof(err)) < 0) {
-		config_free(cfg);
-		return cli_fail("%s", err);
-	}
-	if (node_db_connect(node, &conn, err, sizeof(err)) < 0 ||
-	    db_migrate(conn, &applied, err, sizeof(err)) < 0) {
+	cli_session_open_flags(&s, NODE_NEED_DATABASE, true);
+	if (db_migrate(s.conn, &applied, err, sizeof(err)) < 0) {
 		cli_fail("%s", err);
 		goto out;
 	}
@@ -112,50 +106,33 @@ cmd_db_migrate(int argc, char **argv)
 		printf("%d migration%s applied\n", applied, applied == 1 ? "" : "s");
 	r = 0;
 out:
-	if (conn != NULL)
-		PQfinish(conn);
-	node_close(node);
-	config_free(cfg);
+	cli_session_close(&s);
 	return r;
 }
 
 static int
 cmd_db_status(int argc, char **argv)
 {
-	struct config *cfg;
-	struct node *node;
-	PGconn *conn = NULL;
-	char err[512];
+	struct cli_session s;
 	int cur = 0, latest = 0, r = 1;
 
 	if (cli_parse_options(argc, argv, NULL) != argc)
 		cli_die_usage("db status takes no arguments");
-	cfg = cli_load_config();
-	if (node_open(&node, cfg, NODE_NEED_DATABASE, err, sizeof(err)) < 0) {
-		config_free(cfg);
-		return cli_fail("%s", err);
-	}
-	if (node_db_connect(node, &conn, err, sizeof(err)) < 0) {
-		cli_fail("%s", err);
-		goto out;
-	}
-	if (db_schema_version(conn, &cur, &latest) < 0) {
+	cli_session_open_flags(&s, NODE_NEED_DATABASE, true);
+	if (db_schema_version(s.conn, &cur, &latest) < 0) {
 		cli_fail("cannot read the schema version");
 		goto out;
 	}
 	if (cli_json)
 		printf("{\"current\": %d, \"latest\": %d, \"embedded\": %s}\n", cur, latest,
-		    cfg->database[0] == '\0' ? "true" : "false");
+		    s.cfg->database[0] == '\0' ? "true" : "false");
 	else
 		printf("schema version %d of %d (%s)%s\n", cur, latest,
-		    cfg->database[0] == '\0' ? "embedded PostgreSQL" : "external PostgreSQL",
+		    s.cfg->database[0] == '\0' ? "embedded PostgreSQL" : "external PostgreSQL",
 		    cur < latest ? ": run 'passerelle db migrate'" : ", up to date");
 	r = 0;
 out:
-	if (conn != NULL)
-		PQfinish(conn);
-	node_close(node);
-	config_free(cfg);
+	cli_session_close(&s);
 	return r;
 }
 
@@ -501,20 +478,15 @@ cmd_directory_sign(int argc, char **argv)
 static int
 cmd_directory_show(int argc, char **argv)
 {
-	struct config *cfg;
-	struct node *node;
+	struct cli_session s;
 	struct node_directory *nd;
-	char err[512], exp[32];
+	char exp[32];
 
 	if (cli_parse_options(argc, argv, NULL) != argc)
 		cli_die_usage("directory show takes no arguments");
-	cfg = cli_load_config();
-	if (node_open(&node, cfg, NODE_NEED_DIRECTORY | NODE_NEED_DATABASE | NODE_MIGRATE,
-	    err, sizeof(err)) < 0) {
-		config_free(cfg);
-		return cli_fail("%s", err);
-	}
-	nd = node_directory_get(node);
+	cli_session_open_flags(&s, NODE_NEED_DIRECTORY | NODE_NEED_DATABASE | NODE_MIGRATE,
+	    false);
+	nd = node_directory_get(s.node);
 	util_format_time(directory_expires_at(nd->dir), exp);
 	if (cli_json) {
 		cJSON *o = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(o, "spaces");
@@ -546,9 +518,8 @@ cmd_directory_show(int argc, char **argv)
 			printf("%5s  %s\n", seats, sp->url);
 		}
 	}
-	node_directory_put(node, nd);
-	node_close(node);
-	config_free(cfg);
+	node_directory_put(s.node, nd);
+	cli_session_close(&s);
 	return 0;
 }
 
@@ -562,10 +533,9 @@ cmd_directory_export(int argc, char **argv)
 		{ "output", true, &out, NULL },
 		{ NULL, false, NULL, NULL },
 	};
-	struct config *cfg;
-	struct node *node;
+	struct cli_session s;
 	struct node_directory *nd;
-	char err[512], *text;
+	char *text;
 	cJSON *fc;
 	int r = 0;
 
@@ -573,15 +543,11 @@ cmd_directory_export(int argc, char **argv)
 		cli_die_usage("directory export takes no arguments");
 	if (!geojson)
 		cli_die_usage("directory export needs a format: --geojson");
-	cfg = cli_load_config();
-	if (node_open(&node, cfg, NODE_NEED_DIRECTORY | NODE_NEED_DATABASE | NODE_MIGRATE,
-	    err, sizeof(err)) < 0) {
-		config_free(cfg);
-		return cli_fail("%s", err);
-	}
-	nd = node_directory_get(node);
+	cli_session_open_flags(&s, NODE_NEED_DIRECTORY | NODE_NEED_DATABASE | NODE_MIGRATE,
+	    false);
+	nd = node_directory_get(s.node);
 	fc = directory_geojson(nd->dir);
-	node_directory_put(node, nd);
+	node_directory_put(s.node, nd);
 	text = cJSON_Print(fc);
 	cJSON_Delete(fc);
 	if (out != NULL) {
@@ -591,8 +557,7 @@ cmd_directory_export(int argc, char **argv)
 		puts(text);
 	}
 	free(text);
-	node_close(node);
-	config_free(cfg);
+	cli_session_close(&s);
 	return r;
 }
 
@@ -637,14 +602,14 @@ static const struct cli_command commands[] = {
 	    "[PEER [--accept yes|no] [--rate CENTS] [--currency EUR] [--cap N|none]"
 	    " [--offline N] [--roaming yes|no] [--ticket-per-unit yes|no]]",
 	    "Show or set the terms with peer spaces.", "manager" },
-	{ "house", "show", manage_house_show, "", "The house rules: hours, closures, seats.",
+	{ "house", "show", manage_house, "", "The house rules: hours, closures, seats.",
 	    "manager" },
-	{ "house", "hours", manage_house_hours, "DAY HH:MM-HH:MM|closed",
+	{ "house", "hours", manage_house, "DAY HH:MM-HH:MM|closed",
 	    "Set a weekday's opening hours (mon..sun).", "manager" },
-	{ "house", "close", manage_house_close, "DATE [--reason TEXT]",
+	{ "house", "close", manage_house, "DATE [--reason TEXT]",
 	    "Close the space on a date.", "manager" },
-	{ "house", "reopen", manage_house_reopen, "DATE", "Cancel a closure.", "manager" },
-	{ "house", "capacity", manage_house_capacity, "N|none", "Set the number of seats.",
+	{ "house", "reopen", manage_house, "DATE", "Cancel a closure.", "manager" },
+	{ "house", "capacity", manage_house, "N|none", "Set the number of seats.",
 	    "manager" },
 	{ "staff", "add", manage_staff_add, "NAME [--role concierge|manager|admin]",
 	    "Create a staff account; print its API token once.", "manager" },

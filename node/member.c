@@ -425,6 +425,24 @@ member_begin_locked(PGconn *conn, const char *ref, char *id, size_t idlen,
 	return r;
 }
 
+/*
+ * The end of a change to one member (in the transaction that
+ * member_begin_locked began): audited, committed, and the member as it is
+ * now in *ret; rolled back on a failure.
+ */
+static int
+member_commit_show(PGconn *conn, const char *actor, const char *action,
+    const char *id, const char *detail, cJSON **ret, char *err, size_t errlen)
+{
+	if (member_audit(conn, actor, action, id, detail) < 0 ||
+	    db_commit(conn) < 0) {
+		db_rollback(conn);
+		snprintf(err, errlen, "database error");
+		return -EIO;
+	}
+	return member_show(conn, id, ret, err, errlen);
+}
+
 int
 member_set_plan(PGconn *conn, const char *ref, const char *plan,
     const char *valid_from, const char *valid_until, int roam_cap,
@@ -463,15 +481,8 @@ member_set_plan(PGconn *conn, const char *ref, const char *plan,
 	snprintf(detail, sizeof(detail), "%s %s..%s cap %s", plan,
 	    valid_from != NULL ? valid_from : "", valid_until != NULL ? valid_until : "",
 	    roam_cap >= 0 ? cap : "none");
-	if (member_audit(conn, actor, "member.plan", id, detail) < 0 ||
-	    db_commit(conn) < 0) {
-		db_rollback(conn);
-		goto db_error;
-	}
-	return member_show(conn, id, ret, err, errlen);
-db_error:
-	snprintf(err, errlen, "database error");
-	return -EIO;
+	return member_commit_show(conn, actor, "member.plan", id, detail, ret, err,
+	    errlen);
 }
 
 int
@@ -488,16 +499,14 @@ member_set_status(PGconn *conn, const char *ref, const char *status,
 		const char *params[2] = { id, status };
 
 		if (db_exec(conn, "update members set status = $2 where id = $1", 2,
-		    params) < 0 || member_audit(conn, actor, "member.status", id,
-		    status) < 0 || db_commit(conn) < 0) {
+		    params) < 0) {
 			db_rollback(conn);
-			goto db_error;
+			snprintf(err, errlen, "database error");
+			return -EIO;
 		}
 	}
-	return member_show(conn, id, ret, err, errlen);
-db_error:
-	snprintf(err, errlen, "database error");
-	return -EIO;
+	return member_commit_show(conn, actor, "member.status", id, status, ret, err,
+	    errlen);
 }
 
 int

@@ -65,6 +65,23 @@ reconcile_format_cents(int64_t cents, char out[32])
 	    (unsigned long long)(a / 100), (unsigned long long)(a % 100));
 }
 
+cJSON *
+reconcile_statement_json(const PGresult *res, int i)
+{
+	cJSON *o = cJSON_CreateObject();
+	int64_t rc = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+	int64_t pc = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+
+	cJSON_AddStringToObject(o, "peer", PQgetvalue(res, i, 0));
+	cJSON_AddStringToObject(o, "currency", PQgetvalue(res, i, 1));
+	cJSON_AddStringToObject(o, "status", PQgetvalue(res, i, 2));
+	cJSON_AddNumberToObject(o, "receivable_cents", (double)rc);
+	cJSON_AddNumberToObject(o, "payable_cents", (double)pc);
+	cJSON_AddNumberToObject(o, "net_cents", (double)(rc - pc));
+	cJSON_AddNumberToObject(o, "held_lines", atoi(PQgetvalue(res, i, 5)));
+	cJSON_AddNumberToObject(o, "lines", atoi(PQgetvalue(res, i, 6)));
+	return o;
+}
 
 static bool
 reconcile_json_is(const cJSON *o, const char *name, const char *value)
@@ -88,19 +105,6 @@ reconcile_json_int(const cJSON *o, const char *name, int min, int max, int *ret)
 		return -1;
 	*ret = (int)v->valuedouble;
 	return 0;
-}
-
-static void
-reconcile_add_column(cJSON *o, const char *name, PGresult *res, int i, int col,
-    bool number)
-{
-	if (PQgetisnull(res, i, col))
-		cJSON_AddNullToObject(o, name);
-	else if (number)
-		cJSON_AddNumberToObject(o, name, (double)strtoll(PQgetvalue(res, i, col),
-		    NULL, 10));
-	else
-		cJSON_AddStringToObject(o, name, PQgetvalue(res, i, col));
 }
 
 /* ------------------------------------------------------------- the route */
@@ -374,6 +378,19 @@ reconcile_value(char *out, size_t len, int v, const char *currency)
 		snprintf(out, len, "%d", v);
 }
 
+/* Says which copies of the evidence are in state status, and why. */
+static void
+reconcile_evidence_detail(struct reconcile_line *l, const char *peer,
+    const struct reconcile_evidence *eh, const struct reconcile_evidence *et,
+    enum reconcile_ev status)
+{
+	bool here = eh->status == status, there = et->status == status;
+
+	snprintf(l->detail, sizeof(l->detail), "%s%s%s%s%s%s",
+	    here ? "our copy: " : "", here ? eh->why : "", here && there ? "; " : "",
+	    there ? peer : "", there ? "'s copy: " : "", there ? et->why : "");
+}
+
 /* Classifies a visit that both sides hold. */
 static void
 reconcile_compare(struct node *node, const char *peer, struct reconcile_line *l)
@@ -390,28 +407,14 @@ reconcile_compare(struct node *node, const char *peer, struct reconcile_line *l)
 	reconcile_check_evidence(node, host, home, t, &et);
 	if (eh.status == RECONCILE_EV_INVALID || et.status == RECONCILE_EV_INVALID) {
 		l->result = "evidence_invalid";
-		snprintf(l->detail, sizeof(l->detail), "%s%s%s%s%s%s",
-		    eh.status == RECONCILE_EV_INVALID ? "our copy: " : "",
-		    eh.status == RECONCILE_EV_INVALID ? eh.why : "",
-		    eh.status == RECONCILE_EV_INVALID &&
-		    et.status == RECONCILE_EV_INVALID ? "; " : "",
-		    et.status == RECONCILE_EV_INVALID ? peer : "",
-		    et.status == RECONCILE_EV_INVALID ? "'s copy: " : "",
-		    et.status == RECONCILE_EV_INVALID ? et.why : "");
+		reconcile_evidence_detail(l, peer, &eh, &et, RECONCILE_EV_INVALID);
 	} else if (h->units < 0 || t->units < 0) {
 		l->result = "open";
 		snprintf(l->detail, sizeof(l->detail), "%s", h->units < 0 && t->units < 0 ?
 		    "the visit is not over" : "the completion has not reached the home yet");
 	} else if (eh.status == RECONCILE_EV_MISSING || et.status == RECONCILE_EV_MISSING) {
 		l->result = "evidence_missing";
-		snprintf(l->detail, sizeof(l->detail), "%s%s%s%s%s%s",
-		    eh.status == RECONCILE_EV_MISSING ? "our copy: " : "",
-		    eh.status == RECONCILE_EV_MISSING ? eh.why : "",
-		    eh.status == RECONCILE_EV_MISSING &&
-		    et.status == RECONCILE_EV_MISSING ? "; " : "",
-		    et.status == RECONCILE_EV_MISSING ? peer : "",
-		    et.status == RECONCILE_EV_MISSING ? "'s copy: " : "",
-		    et.status == RECONCILE_EV_MISSING ? et.why : "");
+		reconcile_evidence_detail(l, peer, &eh, &et, RECONCILE_EV_MISSING);
 	} else if (h->units != t->units) {
 		struct reconcile_evidence *hev = h->host_is_us ? &eh : &et;
 
@@ -843,23 +846,23 @@ reconcile_load(struct node *node, PGconn *conn, const char *peer, const char *mo
 			cJSON_AddStringToObject(l, "owed_by", recv ? peer : node_space_id(node));
 			cJSON_AddStringToObject(l, "owed_to", recv ? node_space_id(node) : peer);
 			cJSON_AddStringToObject(l, "member", PQgetvalue(lr, k, 2));
-			reconcile_add_column(l, "checked_in_at", lr, k, 3, false);
-			reconcile_add_column(l, "checked_out_at", lr, k, 4, false);
-			reconcile_add_column(l, "units_here", lr, k, 5, true);
-			reconcile_add_column(l, "units_there", lr, k, 6, true);
-			reconcile_add_column(l, "rate_here", lr, k, 7, true);
-			reconcile_add_column(l, "rate_there", lr, k, 8, true);
-			reconcile_add_column(l, "currency_here", lr, k, 9, false);
-			reconcile_add_column(l, "currency_there", lr, k, 10, false);
-			reconcile_add_column(l, "amount_cents", lr, k, 11, true);
+			db_json_column(l, "checked_in_at", lr, k, 3, false);
+			db_json_column(l, "checked_out_at", lr, k, 4, false);
+			db_json_column(l, "units_here", lr, k, 5, true);
+			db_json_column(l, "units_there", lr, k, 6, true);
+			db_json_column(l, "rate_here", lr, k, 7, true);
+			db_json_column(l, "rate_there", lr, k, 8, true);
+			db_json_column(l, "currency_here", lr, k, 9, false);
+			db_json_column(l, "currency_there", lr, k, 10, false);
+			db_json_column(l, "amount_cents", lr, k, 11, true);
 			cJSON_AddStringToObject(l, "result", result);
 			cJSON_AddStringToObject(l, "detail", PQgetvalue(lr, k, 13));
 			cJSON_AddBoolToObject(l, "provisional", PQgetvalue(lr, k, 14)[0] == 't');
 			cJSON_AddBoolToObject(l, "disputed_here", PQgetvalue(lr, k, 15)[0] == 't');
 			cJSON_AddBoolToObject(l, "disputed_there",
 			    PQgetvalue(lr, k, 16)[0] == 't');
-			reconcile_add_column(l, "note_here", lr, k, 17, false);
-			reconcile_add_column(l, "note_there", lr, k, 18, false);
+			db_json_column(l, "note_here", lr, k, 17, false);
+			db_json_column(l, "note_there", lr, k, 18, false);
 			cJSON_AddBoolToObject(l, "held", PQgetvalue(lr, k, 19)[0] == 't');
 			cnt = cJSON_GetObjectItemCaseSensitive(counts, result);
 			if (cnt == NULL)
@@ -1260,8 +1263,7 @@ reconcile_cmd_list(int argc, char **argv)
 		cli_die_usage("--month must be YYYY-MM, not '%s'", month);
 	params[0] = month;
 	cli_session_open(&s, 0);
-	res = db_query(s.conn, "select peer, currency, status, receivable_cents,"
-	    " payable_cents, held_lines, lines, status_by,"
+	res = db_query(s.conn, "select " RECONCILE_STATEMENT_COLUMNS ", status_by,"
 	    " to_char(status_at at time zone 'UTC', " RECONCILE_TIME_FMT ")"
 	    " from statements where month = $1 order by peer, currency", 1, params);
 	cli_session_close(&s);
@@ -1272,19 +1274,11 @@ reconcile_cmd_list(int argc, char **argv)
 		printf("%-14s %-4s %-9s %14s %14s %14s %6s  %s\n", "PEER", "CUR", "STATUS",
 		    "RECEIVABLE", "PAYABLE", "NET", "HELD", "SINCE");
 	for (int i = 0; i < PQntuples(res); i++) {
-		cJSON *o = cJSON_CreateObject();
+		cJSON *o = reconcile_statement_json(res, i);
 		int64_t rc = strtoll(PQgetvalue(res, i, 3), NULL, 10);
 		int64_t pc = strtoll(PQgetvalue(res, i, 4), NULL, 10);
 		char x[32], y[32], z[32];
 
-		cJSON_AddStringToObject(o, "peer", PQgetvalue(res, i, 0));
-		cJSON_AddStringToObject(o, "currency", PQgetvalue(res, i, 1));
-		cJSON_AddStringToObject(o, "status", PQgetvalue(res, i, 2));
-		cJSON_AddNumberToObject(o, "receivable_cents", (double)rc);
-		cJSON_AddNumberToObject(o, "payable_cents", (double)pc);
-		cJSON_AddNumberToObject(o, "net_cents", (double)(rc - pc));
-		cJSON_AddNumberToObject(o, "held_lines", atoi(PQgetvalue(res, i, 5)));
-		cJSON_AddNumberToObject(o, "lines", atoi(PQgetvalue(res, i, 6)));
 		cJSON_AddStringToObject(o, "status_by", PQgetvalue(res, i, 7));
 		cJSON_AddStringToObject(o, "status_at", PQgetvalue(res, i, 8));
 		cJSON_AddItemToArray(arr, o);

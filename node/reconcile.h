@@ -29,6 +29,15 @@ bool reconcile_month_valid(const char *s);
 void reconcile_format_cents(int64_t cents, char out[32]);
 
 /*
+ * A row of the statements table selected with RECONCILE_STATEMENT_COLUMNS
+ * first, as JSON: peer, currency, status, receivable_cents, payable_cents,
+ * net_cents, held_lines, lines.  The caller adds its other columns.
+ */
+#define RECONCILE_STATEMENT_COLUMNS "peer, currency, status, receivable_cents," \
+    " payable_cents, held_lines, lines"
+cJSON *reconcile_statement_json(const PGresult *res, int i);
+
+/*
  * GET /federation/v1/ledger and /federation/v1/balances (settle.c), for the
  * space named by the caller's certificate.
  */

@@ -124,9 +124,8 @@ settle_balances(struct node *node, PGconn *conn, const char *month, cJSON **ret)
 
 	if (!reconcile_month_valid(month))
 		return -EINVAL;
-	res = db_query(conn, "select peer, currency, status, receivable_cents,"
-	    " payable_cents, held_lines, lines, digest from statements"
-	    " where month = $1 order by peer, currency", 1, params);
+	res = db_query(conn, "select " RECONCILE_STATEMENT_COLUMNS ", digest"
+	    " from statements where month = $1 order by peer, currency", 1, params);
 	if (res == NULL)
 		return -EIO;
 	o = cJSON_CreateObject();
@@ -136,18 +135,8 @@ settle_balances(struct node *node, PGconn *conn, const char *month, cJSON **ret)
 	cJSON_AddNumberToObject(o, "iat", (double)util_now());
 	a = cJSON_AddArrayToObject(o, "statements");
 	for (int i = 0; i < PQntuples(res); i++) {
-		cJSON *s = cJSON_CreateObject();
-		int64_t rc = strtoll(PQgetvalue(res, i, 3), NULL, 10);
-		int64_t pc = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+		cJSON *s = reconcile_statement_json(res, i);
 
-		cJSON_AddStringToObject(s, "peer", PQgetvalue(res, i, 0));
-		cJSON_AddStringToObject(s, "currency", PQgetvalue(res, i, 1));
-		cJSON_AddStringToObject(s, "status", PQgetvalue(res, i, 2));
-		cJSON_AddNumberToObject(s, "receivable_cents", (double)rc);
-		cJSON_AddNumberToObject(s, "payable_cents", (double)pc);
-		cJSON_AddNumberToObject(s, "net_cents", (double)(rc - pc));
-		cJSON_AddNumberToObject(s, "held_lines", atoi(PQgetvalue(res, i, 5)));
-		cJSON_AddNumberToObject(s, "lines", atoi(PQgetvalue(res, i, 6)));
 		cJSON_AddStringToObject(s, "digest", PQgetvalue(res, i, 7));
 		cJSON_AddItemToArray(a, s);
 	}

@@ -11,26 +11,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "directory.h"
 #include "key.h"
 #include "util.h"
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 int
 main(int argc, char **argv)
@@ -68,18 +52,18 @@ main(int argc, char **argv)
 	for (int r = 0; r < rounds; r++) {
 		struct directory *dir = NULL;
 		const char *why = NULL;
-		double t0 = now_s();
+		double t0 = bench_now_s();
 
 		if (directory_load(text, len, cpk, util_now(), &dir, &why) < 0) {
 			fprintf(stderr, "bench_dirload: the directory does not load: %s\n",
 			    why ? why : "?");
 			return 1;
 		}
-		ms[r] = (now_s() - t0) * 1000;
+		ms[r] = (bench_now_s() - t0) * 1000;
 		spaces = directory_count(dir);
 		directory_free(dir);
 	}
-	qsort(ms, (size_t)rounds, sizeof(double), cmp_double);
+	qsort(ms, (size_t)rounds, sizeof(double), bench_cmp_double);
 	printf("directory_load: %zu spaces, %zu bytes: median %.1f ms, min %.1f ms,"
 	    " max %.1f ms (%d rounds)\n", spaces, len, ms[rounds / 2], ms[0],
 	    ms[rounds - 1], rounds);

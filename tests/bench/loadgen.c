@@ -42,6 +42,8 @@
 
 #include <curl/curl.h>
 
+#include "bench.h"
+
 #define LOADGEN_MAX_BODY (1024 * 1024)	/* largest answer kept, in bytes */
 #define LOADGEN_MAX_SAMPLES (50 * 1000 * 1000)
 #define LOADGEN_MAX_HEADERS 32
@@ -156,15 +158,6 @@ figures_errors(const struct figures *f)
 }
 
 /* ------------------------------------------------------------ utilities */
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static uint64_t rng_state;
 
@@ -506,7 +499,7 @@ slot_start(struct run *r, struct slot *s, enum stage stage)
 	s->resp[0] = '\0';
 	s->resp_truncated = false;
 	s->stage = stage;
-	s->started = now_s();
+	s->started = bench_now_s();
 	s->busy = true;
 	if (curl_multi_add_handle(r->multi, s->easy) != CURLM_OK)
 		return -EIO;
@@ -518,7 +511,7 @@ slot_start(struct run *r, struct slot *s, enum stage stage)
 static void
 chain_start(struct run *r, struct slot *s)
 {
-	double t = now_s();
+	double t = bench_now_s();
 
 	if (r->stopping || t >= r->end ||
 	    (r->o->max_requests > 0 && r->started_chains >= r->o->max_requests)) {
@@ -560,7 +553,7 @@ slot_done(struct run *r, struct slot *s, CURLcode cc)
 	const struct options *o = r->o;
 	const struct request_template *t = s->stage == STAGE_PRIMARY ? &o->req : &o->then;
 	struct figures *f = s->stage == STAGE_PRIMARY ? &r->primary : &r->then;
-	double done = now_s();
+	double done = bench_now_s();
 	bool counted = s->started >= r->warm_end && done <= r->end;
 	bool ok = false;
 	long status = 0, connects = 0;
@@ -629,7 +622,7 @@ run_loop(struct run *r)
 {
 	int c = r->o->concurrency;
 
-	r->t0 = now_s();
+	r->t0 = bench_now_s();
 	r->warm_end = r->t0 + r->o->warmup;
 	r->end = r->warm_end + r->o->duration;
 	for (int i = 0; i < c && !r->stopping; i++)
@@ -637,7 +630,7 @@ run_loop(struct run *r)
 	while (r->busy > 0) {
 		CURLMsg *m;
 		int running = 0, left = 0;
-		double t = now_s();
+		double t = bench_now_s();
 
 		if (t >= r->end)
 			r->stopping = true;
@@ -733,7 +726,7 @@ report(struct run *r)
 		    "\"window_s\":%.3f,\"wall_s\":%.3f,\"loadgen_cpu_s\":%.3f,"
 		    "\"chains\":%lld,\"tokens_exhausted\":%s,"
 		    "\"connections\":%lld,\"connections_measured\":%lld,\"primary\":",
-		    o->label, o->concurrency, o->warmup, window, now_s() - r->t0, cpu,
+		    o->label, o->concurrency, o->warmup, window, bench_now_s() - r->t0, cpu,
 		    r->started_chains, r->has_tokens && r->tokens.exhausted ? "true" : "false",
 		    r->connections, r->connections_measured);
 		json_figures(stdout, &r->primary, window);

@@ -21,6 +21,7 @@
 
 #include <sodium.h>
 
+#include "bench.h"
 #include "b64url.h"
 #include "directory.h"
 #include "key.h"
@@ -36,23 +37,6 @@ fixed_lookup(void *ctx, const char *iss, const char *kid, uint8_t ret_pk[32])
 {
 	memcpy(ret_pk, fixed_pk, 32);
 	return 0;
-}
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 int
@@ -171,15 +155,15 @@ main(int argc, char **argv)
 
 		for (long done = 0; done < iterations; done += VERIFY_BLOCK) {
 			long n = iterations - done < VERIFY_BLOCK ? iterations - done : VERIFY_BLOCK;
-			double t0 = now_s(), t1, t2;
+			double t0 = bench_now_s(), t1, t2;
 
 			for (long i = 0; i < n; i++)
 				sink += pass_verify(token, now, 60, lookup, lookup_ctx, &out);
-			t1 = now_s();
+			t1 = bench_now_s();
 			for (long i = 0; i < n; i++)
 				sink += crypto_sign_verify_detached(sig, (const uint8_t *)token,
 				    (size_t)(dot - token), pk);
-			t2 = now_s();
+			t2 = bench_now_s();
 			tp += t1 - t0;
 			tr += t2 - t1;
 		}
@@ -191,9 +175,9 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench_verify: a verification failed during the run\n");
 		return 1;
 	}
-	qsort(pass_rates, (size_t)rounds, sizeof(double), cmp_double);
-	qsort(raw_rates, (size_t)rounds, sizeof(double), cmp_double);
-	qsort(ratios, (size_t)rounds, sizeof(double), cmp_double);
+	qsort(pass_rates, (size_t)rounds, sizeof(double), bench_cmp_double);
+	qsort(raw_rates, (size_t)rounds, sizeof(double), bench_cmp_double);
+	qsort(ratios, (size_t)rounds, sizeof(double), bench_cmp_double);
 	{
 		double pm = pass_rates[rounds / 2], rm = raw_rates[rounds / 2];
 		double pb = pass_rates[rounds - 1], rb = raw_rates[rounds - 1];
