@@ -328,6 +328,32 @@ http_json_depth(const char *text, size_t len)
 	return max;
 }
 
+/*
+ * Whether a JSON text holds a NUL, raw or as the escape \u0000: the
+ * parsed strings are C strings, and one would end there, so that a value
+ * with anything after a NUL would pass for the part before it.
+ */
+static bool
+http_json_has_nul(const char *text, size_t len)
+{
+	const char *p = text, *end = text + len;
+
+	if (memchr(text, '\0', len) != NULL)
+		return true;
+	while ((p = memmem(p, (size_t)(end - p), "\\u0000", 6)) != NULL) {
+		size_t backslashes = 0;
+
+		/* "\\u0000" is an escaped backslash, then "u0000". */
+		while (p - backslashes > text &&
+		    p[-(ptrdiff_t)backslashes - 1] == '\\')
+			backslashes++;
+		if (backslashes % 2 == 0)
+			return true;
+		p++;
+	}
+	return false;
+}
+
 cJSON *
 http_job_json(struct http_job *job)
 {
@@ -336,6 +362,16 @@ http_job_json(struct http_job *job)
 
 	if (job->body_len == 0) {
 		http_reply_error(job, 400, "bad_request", "a JSON body is required");
+		return NULL;
+	}
+	/* JSON is UTF-8 (RFC 8259); what is not would fail in PostgreSQL. */
+	if (!util_utf8_valid(job->body, job->body_len)) {
+		http_reply_error(job, 400, "bad_request", "the body is not UTF-8");
+		return NULL;
+	}
+	if (http_json_has_nul(job->body, job->body_len)) {
+		http_reply_error(job, 400, "bad_request",
+		    "the body holds a NUL character (raw or \\u0000)");
 		return NULL;
 	}
 	if (http_json_depth(job->body, job->body_len) > max) {
