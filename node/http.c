@@ -292,6 +292,12 @@ http_reply_error(struct http_job *job, int status, const char *error,
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
+	/*
+	 * A detail cut at its size may end in the middle of a character, and
+	 * cJSON copies bytes as they are: the body would not be UTF-8, so not
+	 * JSON.  What follows the last whole character goes.
+	 */
+	detail[util_utf8_prefix(detail, strlen(detail))] = '\0';
 	cJSON_AddStringToObject(o, "error", error);
 	cJSON_AddStringToObject(o, "detail", detail);
 	http_reply_json(job, status, o);
