@@ -617,13 +617,14 @@ http_conn_attach(struct http_loop *loop, struct http_job *job,
 	conn->job = job;
 }
 
-/* Our limits, answered in JSON (413, 431) on the loop thread. */
+/* Our limits, answered in JSON (413, 431, 400) on the loop thread. */
 static bool
 http_over_limits(struct http_face *face, struct evhttp_request *req,
     struct http_job *job)
 {
 	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
 	struct evkeyval *h;
+	const char *uri;
 	size_t headers = 0;
 
 	TAILQ_FOREACH(h, in, next)
@@ -640,6 +641,17 @@ http_over_limits(struct http_face *face, struct evhttp_request *req,
 		http_reply_error(job, 413, "body_too_large",
 		    "the request's body exceeds %zu bytes", face->o.max_body);
 		job->close_connection = true;
+		return true;
+	}
+	/*
+	 * The path is matched, logged, echoed in error details and given to
+	 * PostgreSQL as text: bytes that are not UTF-8 would make the reply
+	 * something other than JSON, or a query fail (503) instead of a 4xx.
+	 */
+	uri = evhttp_request_get_uri(req);
+	if (uri == NULL || !util_utf8_valid(uri, strlen(uri))) {
+		job->path = strdup("(not UTF-8)");
+		http_reply_error(job, 400, "bad_request", "the request's URI is not UTF-8");
 		return true;
 	}
 	return false;
