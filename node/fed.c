@@ -135,8 +135,8 @@ fed_post(struct http_job *job, struct worker *w, bool keyed_by_body,
 
 	if (!fed_idempotency_key_valid(job->idempotency_key)) {
 		http_reply_error(job, 400, "idempotency_key_required",
-		    "a federation POST carries an Idempotency-Key header (1 to 128"
-		    " printable ASCII characters)");
+		    "a federation POST carries an Idempotency-Key header"
+		    " (1 to 128 printable ASCII characters)");
 		return;
 	}
 	req = http_job_json(job);
