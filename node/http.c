@@ -302,9 +302,9 @@ http_reply_error(struct http_job *job, int status, const char *error,
 	cJSON_AddStringToObject(o, "detail", detail);
 	http_reply_json(job, status, o);
 	log_info("%s %s from %s%s%s: %d %s: %s",
-	    job->method == HTTP_POST ? "POST" : "GET", job->path, job->remote,
-	    job->peer_space[0] ? " space " : "", job->peer_space, status, error,
-	    detail);
+	    job->method_name != NULL ? job->method_name : "-", job->path,
+	    job->remote, job->peer_space[0] ? " space " : "", job->peer_space,
+	    status, error, detail);
 }
 
 int
@@ -550,18 +550,35 @@ http_job_done_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static enum http_method
-http_method_of(struct evhttp_request *req)
+http_method_of(struct evhttp_request *req, const char **ret_name)
 {
 	switch (evhttp_request_get_command(req)) {
 	case EVHTTP_REQ_GET:
+		*ret_name = "GET";
 		return HTTP_GET;
 	case EVHTTP_REQ_POST:
+		*ret_name = "POST";
 		return HTTP_POST;
 	case EVHTTP_REQ_PUT:
+		*ret_name = "PUT";
 		return HTTP_PUT;
 	case EVHTTP_REQ_DELETE:
+		*ret_name = "DELETE";
 		return HTTP_DELETE;
+	case EVHTTP_REQ_HEAD:
+		*ret_name = "HEAD";
+		return HTTP_OTHER;
+	case EVHTTP_REQ_OPTIONS:
+		*ret_name = "OPTIONS";
+		return HTTP_OTHER;
+	case EVHTTP_REQ_TRACE:
+		*ret_name = "TRACE";
+		return HTTP_OTHER;
+	case EVHTTP_REQ_PATCH:
+		*ret_name = "PATCH";
+		return HTTP_OTHER;
 	default:
+		*ret_name = "other";
 		return HTTP_OTHER;
 	}
 }
@@ -687,7 +704,7 @@ http_request_cb(struct evhttp_request *req, void *arg)
 	job->priv->loop = loop;
 	job->priv->handler = face->o.handler;
 	job->priv->handler_arg = face->o.handler_arg;
-	job->method = http_method_of(req);
+	job->method = http_method_of(req, &job->method_name);
 	v = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	job->path = strdup(v != NULL && v[0] != '\0' ? v : "/");
 	v = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
@@ -983,8 +1000,14 @@ http_face_new(struct http_face **ret, const struct http_face_options *o,
 		evhttp_set_max_headers_size(loop->http,
 		    (ev_ssize_t)(2 * o->max_headers + 1024));
 		evhttp_set_timeout_tv(loop->http, &tv);
+		/*
+		 * Methods evhttp knows reach the routes, which answer what they
+		 * do not take with a JSON 404 or 405; evhttp would answer 501
+		 * in HTML.  CONNECT stays out (501): nothing here tunnels.
+		 */
 		evhttp_set_allowed_methods(loop->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-		    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
+		    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
+		    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_PATCH);
 		evhttp_set_default_content_type(loop->http, "application/json");
 		evhttp_set_gencb(loop->http, http_request_cb, loop);
 		if (o->ssl_ctx != NULL)
