@@ -361,6 +361,6 @@ api_handle(struct http_job *job, void *worker, void *arg)
 		api_members(&c, p + 8);
 	} else {
 		http_reply_error(job, 404, "not_found", "no endpoint %s %s",
-		    job->method == HTTP_POST ? "POST" : "GET", job->path);
+		    job->method_name, job->path);
 	}
 }

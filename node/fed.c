@@ -101,6 +101,24 @@ fed_idempotent_replay(struct http_job *job, PGconn *conn, char hash[65])
 }
 
 /*
+ * The key is stored as text in PostgreSQL: bytes that are not UTF-8 would
+ * fail there, answered 503, and the caller would retry them forever.
+ * Nodes send UUIDs and hashes; printable ASCII is all a key needs.
+ */
+static bool
+fed_idempotency_key_valid(const char *key)
+{
+	size_t n = key != NULL ? strlen(key) : 0;
+
+	if (n == 0 || n > 128)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (key[i] < 0x20 || key[i] > 0x7e)
+			return false;
+	return true;
+}
+
+/*
  * A federation POST.  A handler keyed by its body (an authorization: the
  * visit id is the key) runs on its own; the others run in one transaction
  * with the lookup and the record of their Idempotency-Key, so that the
@@ -115,10 +133,10 @@ fed_post(struct http_job *job, struct worker *w, bool keyed_by_body,
 	char *body = NULL, hash[65], st[16];
 	int status = 500;
 
-	if (job->idempotency_key == NULL || job->idempotency_key[0] == '\0' ||
-	    strlen(job->idempotency_key) > 128) {
+	if (!fed_idempotency_key_valid(job->idempotency_key)) {
 		http_reply_error(job, 400, "idempotency_key_required",
-		    "a federation POST carries an Idempotency-Key header (at most 128 bytes)");
+		    "a federation POST carries an Idempotency-Key header"
+		    " (1 to 128 printable ASCII characters)");
 		return;
 	}
 	req = http_job_json(job);

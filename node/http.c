@@ -292,13 +292,19 @@ http_reply_error(struct http_job *job, int status, const char *error,
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
+	/*
+	 * A detail cut at its size may end in the middle of a character, and
+	 * cJSON copies bytes as they are: the body would not be UTF-8, so not
+	 * JSON.  What follows the last whole character goes.
+	 */
+	detail[util_utf8_prefix(detail, strlen(detail))] = '\0';
 	cJSON_AddStringToObject(o, "error", error);
 	cJSON_AddStringToObject(o, "detail", detail);
 	http_reply_json(job, status, o);
 	log_info("%s %s from %s%s%s: %d %s: %s",
-	    job->method == HTTP_POST ? "POST" : "GET", job->path, job->remote,
-	    job->peer_space[0] ? " space " : "", job->peer_space, status, error,
-	    detail);
+	    job->method_name != NULL ? job->method_name : "-", job->path,
+	    job->remote, job->peer_space[0] ? " space " : "", job->peer_space,
+	    status, error, detail);
 }
 
 int
@@ -328,6 +334,32 @@ http_json_depth(const char *text, size_t len)
 	return max;
 }
 
+/*
+ * Whether a JSON text holds a NUL, raw or as the escape \u0000: the
+ * parsed strings are C strings, and one would end there, so that a value
+ * with anything after a NUL would pass for the part before it.
+ */
+static bool
+http_json_has_nul(const char *text, size_t len)
+{
+	const char *p = text, *end = text + len;
+
+	if (memchr(text, '\0', len) != NULL)
+		return true;
+	while ((p = memmem(p, (size_t)(end - p), "\\u0000", 6)) != NULL) {
+		size_t backslashes = 0;
+
+		/* "\\u0000" is an escaped backslash, then "u0000". */
+		while (p - backslashes > text &&
+		    p[-(ptrdiff_t)backslashes - 1] == '\\')
+			backslashes++;
+		if (backslashes % 2 == 0)
+			return true;
+		p++;
+	}
+	return false;
+}
+
 cJSON *
 http_job_json(struct http_job *job)
 {
@@ -336,6 +368,16 @@ http_job_json(struct http_job *job)
 
 	if (job->body_len == 0) {
 		http_reply_error(job, 400, "bad_request", "a JSON body is required");
+		return NULL;
+	}
+	/* JSON is UTF-8 (RFC 8259); what is not would fail in PostgreSQL. */
+	if (!util_utf8_valid(job->body, job->body_len)) {
+		http_reply_error(job, 400, "bad_request", "the body is not UTF-8");
+		return NULL;
+	}
+	if (http_json_has_nul(job->body, job->body_len)) {
+		http_reply_error(job, 400, "bad_request",
+		    "the body holds a NUL character (raw or \\u0000)");
 		return NULL;
 	}
 	if (http_json_depth(job->body, job->body_len) > max) {
@@ -508,18 +550,35 @@ http_job_done_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static enum http_method
-http_method_of(struct evhttp_request *req)
+http_method_of(struct evhttp_request *req, const char **ret_name)
 {
 	switch (evhttp_request_get_command(req)) {
 	case EVHTTP_REQ_GET:
+		*ret_name = "GET";
 		return HTTP_GET;
 	case EVHTTP_REQ_POST:
+		*ret_name = "POST";
 		return HTTP_POST;
 	case EVHTTP_REQ_PUT:
+		*ret_name = "PUT";
 		return HTTP_PUT;
 	case EVHTTP_REQ_DELETE:
+		*ret_name = "DELETE";
 		return HTTP_DELETE;
+	case EVHTTP_REQ_HEAD:
+		*ret_name = "HEAD";
+		return HTTP_OTHER;
+	case EVHTTP_REQ_OPTIONS:
+		*ret_name = "OPTIONS";
+		return HTTP_OTHER;
+	case EVHTTP_REQ_TRACE:
+		*ret_name = "TRACE";
+		return HTTP_OTHER;
+	case EVHTTP_REQ_PATCH:
+		*ret_name = "PATCH";
+		return HTTP_OTHER;
 	default:
+		*ret_name = "other";
 		return HTTP_OTHER;
 	}
 }
@@ -575,13 +634,14 @@ http_conn_attach(struct http_loop *loop, struct http_job *job,
 	conn->job = job;
 }
 
-/* Our limits, answered in JSON (413, 431) on the loop thread. */
+/* Our limits, answered in JSON (413, 431, 400) on the loop thread. */
 static bool
 http_over_limits(struct http_face *face, struct evhttp_request *req,
     struct http_job *job)
 {
 	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
 	struct evkeyval *h;
+	const char *uri;
 	size_t headers = 0;
 
 	TAILQ_FOREACH(h, in, next)
@@ -598,6 +658,17 @@ http_over_limits(struct http_face *face, struct evhttp_request *req,
 		http_reply_error(job, 413, "body_too_large",
 		    "the request's body exceeds %zu bytes", face->o.max_body);
 		job->close_connection = true;
+		return true;
+	}
+	/*
+	 * The path is matched, logged, echoed in error details and given to
+	 * PostgreSQL as text: bytes that are not UTF-8 would make the reply
+	 * something other than JSON, or a query fail (503) instead of a 4xx.
+	 */
+	uri = evhttp_request_get_uri(req);
+	if (uri == NULL || !util_utf8_valid(uri, strlen(uri))) {
+		job->path = strdup("(not UTF-8)");
+		http_reply_error(job, 400, "bad_request", "the request's URI is not UTF-8");
 		return true;
 	}
 	return false;
@@ -633,7 +704,7 @@ http_request_cb(struct evhttp_request *req, void *arg)
 	job->priv->loop = loop;
 	job->priv->handler = face->o.handler;
 	job->priv->handler_arg = face->o.handler_arg;
-	job->method = http_method_of(req);
+	job->method = http_method_of(req, &job->method_name);
 	v = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	job->path = strdup(v != NULL && v[0] != '\0' ? v : "/");
 	v = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
@@ -929,8 +1000,14 @@ http_face_new(struct http_face **ret, const struct http_face_options *o,
 		evhttp_set_max_headers_size(loop->http,
 		    (ev_ssize_t)(2 * o->max_headers + 1024));
 		evhttp_set_timeout_tv(loop->http, &tv);
+		/*
+		 * Methods evhttp knows reach the routes, which answer what they
+		 * do not take with a JSON 404 or 405; evhttp would answer 501
+		 * in HTML.  CONNECT stays out (501): nothing here tunnels.
+		 */
 		evhttp_set_allowed_methods(loop->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-		    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
+		    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
+		    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_PATCH);
 		evhttp_set_default_content_type(loop->http, "application/json");
 		evhttp_set_gencb(loop->http, http_request_cb, loop);
 		if (o->ssl_ctx != NULL)

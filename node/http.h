@@ -35,6 +35,7 @@ enum http_method {
 struct http_job {
 	/* The request, copied on the loop thread. */
 	enum http_method method;
+	const char *method_name;	/* "GET", "PATCH", ...: for messages */
 	char *path;
 	char *query;			/* NULL when there is none */
 	char *body;			/* NUL-terminated */

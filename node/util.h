@@ -69,6 +69,14 @@ int util_parse_duration(const char *s, int64_t *ret_seconds);
 /* The string member name of a JSON object, or NULL (absent, not a string). */
 const char *util_json_string(const cJSON *o, const char *name);
 
+/*
+ * The length of the longest prefix of s[0..len) that is well-formed UTF-8
+ * (no overlong forms, no UTF-16 surrogates, nothing past U+10FFFF); len
+ * when all of it is.
+ */
+size_t util_utf8_prefix(const char *s, size_t len);
+#define util_utf8_valid(s, len) (util_utf8_prefix((s), (len)) == (len))
+
 /* malloc'ed printf; NULL only on allocation failure. */
 char *util_aprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

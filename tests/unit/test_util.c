@@ -87,6 +87,32 @@ test_files(void)
 	CHECK(system(path) == 0, "cleanup");
 }
 
+static void
+test_utf8(void)
+{
+	static const struct {
+		const char *s;
+		size_t prefix;
+	} cases[] = {
+		{ "plain ASCII", 11 },
+		{ "num\xc3\xa9rique", 10 },		/* é */
+		{ "\xe2\x82\xac \xf0\x9f\x98\x80", 8 },	/* € and an emoji */
+		{ "ab\xff", 2 },			/* never a UTF-8 byte */
+		{ "ab\xc3", 2 },			/* cut short */
+		{ "ab\xc3(", 2 },			/* not a continuation */
+		{ "\xc0\xaf", 0 },			/* overlong '/' */
+		{ "\xe0\x80\xaf", 0 },		/* overlong '/' */
+		{ "x\xed\xa0\x80", 1 },		/* a UTF-16 surrogate */
+		{ "\xf4\x90\x80\x80", 0 },		/* past U+10FFFF */
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		CHECK(util_utf8_prefix(cases[i].s, strlen(cases[i].s)) == cases[i].prefix,
+		    "utf8 prefix of case %zu is %zu", i, cases[i].prefix);
+	CHECK(util_utf8_valid("", 0), "the empty string is UTF-8");
+	CHECK(!util_utf8_valid("\xff", 1), "0xff is not");
+}
+
 int
 main(void)
 {
@@ -96,5 +122,6 @@ main(void)
 	test_duration();
 	test_ids();
 	test_files();
+	test_utf8();
 	return check_done();
 }
