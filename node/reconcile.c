@@ -53,6 +53,9 @@ reconcile_month_valid(const char *s)
 	for (int i = 0; i < 7; i++)
 		if (i != 4 && (s[i] < '0' || s[i] > '9'))
 			return false;
+	/* PostgreSQL has no year 0: a month in it would fail every query. */
+	if (strncmp(s, "0000", 4) == 0)
+		return false;
 	return (s[5] == '0' && s[6] >= '1') || (s[5] == '1' && s[6] <= '2');
 }
 

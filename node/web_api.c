@@ -576,12 +576,7 @@ web_api_month(struct web_ctx *c, char out[8])
 	int r = 0;
 
 	if (q != NULL) {
-		/* PostgreSQL has no year 0: a month in it would fail the query. */
-		if (strlen(q) != 7 || q[4] != '-' || !isdigit((unsigned char)q[0]) ||
-		    !isdigit((unsigned char)q[1]) || !isdigit((unsigned char)q[2]) ||
-		    !isdigit((unsigned char)q[3]) || !isdigit((unsigned char)q[5]) ||
-		    !isdigit((unsigned char)q[6]) || atoi(q + 5) < 1 || atoi(q + 5) > 12 ||
-		    atoi(q) < 1) {
+		if (!reconcile_month_valid(q)) {
 			http_reply_error(c->job, 400, "bad_request", "month must be YYYY-MM");
 			r = -EINVAL;
 		} else {
