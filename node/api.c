@@ -45,6 +45,20 @@ api_require(struct api_ctx *c, enum staff_role min)
 	return false;
 }
 
+/*
+ * A request's "tickets" (0 when absent): a whole number, whose range
+ * member.c checks.  Answers 400 and frees req when it is anything else.
+ */
+static int
+api_tickets(struct api_ctx *c, cJSON *req, int *ret)
+{
+	if (util_json_int(req, "tickets", -1000000, 1000000, false, ret) == 0)
+		return 0;
+	cJSON_Delete(req);
+	http_reply_error(c->job, 400, "bad_request", "tickets must be a whole number");
+	return -EINVAL;
+}
+
 static void
 api_healthz(struct http_job *job, struct worker *w)
 {
@@ -201,17 +215,16 @@ api_members(struct api_ctx *c, const char *rest)
 		api_member_reply(c->job, r, m, "database error", 200);
 	} else if (rest[0] == '\0' && c->job->method == HTTP_POST) {
 		struct member_new mn;
-		const cJSON *t;
 
 		if ((req = http_job_json(c->job)) == NULL)
 			return;
 		memset(&mn, 0, sizeof(mn));
+		if (api_tickets(c, req, &mn.tickets) < 0)
+			return;
 		mn.full_name = util_json_string(req, "full_name");
 		mn.display_name = util_json_string(req, "display_name");
 		mn.email = util_json_string(req, "email");
 		mn.plan = util_json_string(req, "plan") ? util_json_string(req, "plan") : "tickets";
-		t = cJSON_GetObjectItemCaseSensitive(req, "tickets");
-		mn.tickets = cJSON_IsNumber(t) ? t->valueint : 0;
 		mn.valid_until = util_json_string(req, "valid_until");
 		mn.actor = c->actor;
 		r = member_add(c->conn, &mn, &m, err, sizeof(err));
@@ -233,13 +246,13 @@ api_members(struct api_ctx *c, const char *rest)
 			api_member_reply(c->job, r, m, err, 200);
 		} else if (slash != NULL && strcmp(slash, "/topup") == 0 &&
 		    c->job->method == HTTP_POST) {
-			const cJSON *t;
+			int tickets = 0;
 
 			if ((req = http_job_json(c->job)) == NULL)
 				return;
-			t = cJSON_GetObjectItemCaseSensitive(req, "tickets");
-			r = member_topup(c->conn, ref, cJSON_IsNumber(t) ? t->valueint : 0,
-			    c->actor, &m, err, sizeof(err));
+			if (api_tickets(c, req, &tickets) < 0)
+				return;
+			r = member_topup(c->conn, ref, tickets, c->actor, &m, err, sizeof(err));
 			cJSON_Delete(req);
 			api_member_reply(c->job, r, m, err, 200);
 		} else if (slash != NULL && strcmp(slash, "/passes") == 0 &&

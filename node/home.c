@@ -541,14 +541,12 @@ home_authorize(struct node *node, PGconn *conn, const char *host,
 {
 	const cJSON *vid = cJSON_GetObjectItemCaseSensitive(req, "visit_id");
 	const cJSON *tok = cJSON_GetObjectItemCaseSensitive(req, "pass");
-	const cJSON *rate = cJSON_GetObjectItemCaseSensitive(req, "rate_cents");
 	const cJSON *cur = cJSON_GetObjectItemCaseSensitive(req, "currency");
 	struct home_request hr;
 
+	hr.rate_cents = -1;
 	if (!cJSON_IsString(vid) || !cJSON_IsString(tok) ||
-	    (rate != NULL && (!cJSON_IsNumber(rate) || rate->valuedouble < 0 ||
-	    rate->valuedouble > 10000000 ||
-	    rate->valuedouble != (double)(int)rate->valuedouble)) ||
+	    util_json_int(req, "rate_cents", 0, 10000000, false, &hr.rate_cents) < 0 ||
 	    (cur != NULL && (!cJSON_IsString(cur) || strlen(cur->valuestring) != 3))) {
 		*ret_status = 400;
 		*ret_body = home_error_body("bad_request", "expected {\"visit_id\": UUID,"
@@ -563,7 +561,6 @@ home_authorize(struct node *node, PGconn *conn, const char *host,
 	hr.host = host;
 	hr.visit_id = vid->valuestring;
 	hr.token = tok->valuestring;
-	hr.rate_cents = rate != NULL ? rate->valueint : -1;
 	hr.currency = cur != NULL ? cur->valuestring : NULL;
 	if (home_decide(node, conn, &hr, false, ret_status, ret_body) < 0) {
 		*ret_status = 503;

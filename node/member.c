@@ -107,6 +107,21 @@ member_short_name(const char *full, char *out, size_t outlen)
 	out[n] = '\0';
 }
 
+/*
+ * A statement that took a date failed: the date's fault (a data exception,
+ * SQLSTATE class 22) is said as what, anything else is a database error.
+ */
+static int
+member_date_error(char *err, size_t errlen, const char *what)
+{
+	if (strncmp(db_last_sqlstate(), "22", 2) == 0) {
+		snprintf(err, errlen, "%s", what);
+		return -EINVAL;
+	}
+	snprintf(err, errlen, "database error");
+	return -EIO;
+}
+
 int
 member_add(PGconn *conn, const struct member_new *m, cJSON **ret, char *err,
     size_t errlen)
@@ -129,7 +144,7 @@ member_add(PGconn *conn, const struct member_new *m, cJSON **ret, char *err,
 		return -EINVAL;
 	}
 	if (strcmp(m->plan, "monthly") == 0 && m->valid_until == NULL) {
-		snprintf(err, errlen, "a monthly plan needs --until YYYY-MM-DD");
+		snprintf(err, errlen, "a monthly plan needs the day it ends (YYYY-MM-DD)");
 		return -EINVAL;
 	}
 	if (m->email != NULL && (strchr(m->email, '@') == NULL || strlen(m->email) > 254)) {
@@ -162,10 +177,9 @@ member_add(PGconn *conn, const struct member_new *m, cJSON **ret, char *err,
 	    " email, plan, valid_until, tickets) values ($1, $2, $3, $4, $5, $6::date, $7)"
 	    " returning id", 7, params);
 	if (res == NULL) {
-		snprintf(err, errlen, "cannot add the member (check --until's date: %s)",
-		    db_last_sqlstate());
+		r = member_date_error(err, errlen, "the day the plan ends must be YYYY-MM-DD");
 		db_rollback(conn);
-		return -EINVAL;
+		return r;
 	}
 	if (atoi(tickets) > 0) {
 		const char *p3[3] = { PQgetvalue(res, 0, 0), tickets, m->actor };
@@ -456,7 +470,7 @@ member_set_plan(PGconn *conn, const char *ref, const char *plan,
 		return -EINVAL;
 	}
 	if (strcmp(plan, "monthly") == 0 && valid_until == NULL) {
-		snprintf(err, errlen, "a monthly plan needs --until YYYY-MM-DD");
+		snprintf(err, errlen, "a monthly plan needs the day it ends (YYYY-MM-DD)");
 		return -EINVAL;
 	}
 	r = member_begin_locked(conn, ref, id, sizeof(id), err, errlen);
@@ -469,13 +483,21 @@ member_set_plan(PGconn *conn, const char *ref, const char *plan,
 		    monthly ? (valid_from != NULL ? valid_from : "today") : NULL,
 		    monthly ? valid_until : NULL, monthly && roam_cap >= 0 ? cap : NULL };
 
-		if (db_exec(conn, "update members set plan = $2, valid_from = $3::date,"
-		    " valid_until = $4::date, roam_cap = $5::int where id = $1", 5,
-		    params) < 0) {
+		PGresult *res = db_query(conn, "update members set plan = $2,"
+		    " valid_from = $3::date, valid_until = $4::date, roam_cap = $5::int"
+		    " where id = $1 and ($3::date is null or $3::date <= $4::date)"
+		    " returning id", 5, params);
+
+		if (res == NULL) {
+			r = member_date_error(err, errlen, "dates must be YYYY-MM-DD (or today)");
+		} else if (PQntuples(res) != 1) {
+			snprintf(err, errlen, "the plan must start on or before the day it ends");
+			r = -EINVAL;
+		}
+		PQclear(res);
+		if (r < 0) {
 			db_rollback(conn);
-			snprintf(err, errlen, "dates must be YYYY-MM-DD, from before until,"
-			    " and the cap a whole number");
-			return -EINVAL;
+			return r;
 		}
 	}
 	snprintf(detail, sizeof(detail), "%s %s..%s cap %s", plan,

@@ -302,6 +302,29 @@ util_json_string(const cJSON *o, const char *name)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+int
+util_json_int(const cJSON *o, const char *name, int min, int max, bool allow_null,
+    int *ret)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	double d;
+
+	if (v == NULL)
+		return 0;
+	if (allow_null && cJSON_IsNull(v)) {
+		*ret = -1;
+		return 0;
+	}
+	if (!cJSON_IsNumber(v))
+		return -EINVAL;
+	d = v->valuedouble;
+	/* In range before the cast, which is undefined outside int's. */
+	if (!(d >= min && d <= max) || d != (double)(int)d)
+		return -EINVAL;
+	*ret = (int)d;
+	return 0;
+}
+
 size_t
 util_utf8_prefix(const char *s, size_t len)
 {

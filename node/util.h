@@ -7,6 +7,7 @@
 #ifndef PASSERELLE_UTIL_H
 #define PASSERELLE_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -68,6 +69,13 @@ int util_parse_duration(const char *s, int64_t *ret_seconds);
 
 /* The string member name of a JSON object, or NULL (absent, not a string). */
 const char *util_json_string(const cJSON *o, const char *name);
+/*
+ * The whole number o[name], from min to max, into *ret: 0 (*ret unchanged
+ * when the member is absent; -1 for null when allow_null), -EINVAL for
+ * anything else (1.7, "3", true, out of range).
+ */
+int util_json_int(const cJSON *o, const char *name, int min, int max, bool allow_null,
+    int *ret);
 
 /*
  * The length of the longest prefix of s[0..len) that is well-formed UTF-8

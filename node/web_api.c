@@ -133,7 +133,6 @@ static void
 web_api_member_plan(struct web_ctx *c, const char *ref)
 {
 	char err[256] = "";
-	const cJSON *cap;
 	cJSON *req, *m = NULL;
 	const char *plan;
 	int r, roam_cap = -1;
@@ -141,11 +140,7 @@ web_api_member_plan(struct web_ctx *c, const char *ref)
 	if ((req = http_job_json(c->job)) == NULL)
 		return;
 	plan = util_json_string(req, "plan");
-	cap = cJSON_GetObjectItemCaseSensitive(req, "roam_cap");
-	if (cJSON_IsNumber(cap))
-		roam_cap = cap->valueint;
-	if (plan == NULL || (cap != NULL && !cJSON_IsNull(cap) &&
-	    (!cJSON_IsNumber(cap) || roam_cap < 0 || roam_cap > 1000))) {
+	if (plan == NULL || util_json_int(req, "roam_cap", 0, 1000, true, &roam_cap) < 0) {
 		cJSON_Delete(req);
 		http_reply_error(c->job, 400, "bad_request", "expected {\"plan\": \"tickets\" |"
 		    " \"monthly\", \"valid_from\", \"valid_until\", \"roam_cap\": 0..1000 | null}");
@@ -483,25 +478,6 @@ web_api_terms_list(struct web_ctx *c)
 
 /* Reads an optional whole number in [min, max] (null: -1 when allow_null). */
 static int
-web_api_int(const cJSON *req, const char *name, int min, int max, bool allow_null,
-    int *ret)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, name);
-
-	if (v == NULL)
-		return 0;
-	if (allow_null && cJSON_IsNull(v)) {
-		*ret = -1;
-		return 0;
-	}
-	if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble ||
-	    v->valueint < min || v->valueint > max)
-		return -EINVAL;
-	*ret = v->valueint;
-	return 0;
-}
-
-static int
 web_api_bool(const cJSON *req, const char *name, bool *ret)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, name);
@@ -542,9 +518,9 @@ web_api_terms_set(struct web_ctx *c, const char *peer)
 	}
 	currency = util_json_string(req, "currency");
 	if (web_api_bool(req, "accept", &t.host_accept) < 0 ||
-	    web_api_int(req, "rate_cents", 0, 10000000, false, &t.rate_cents) < 0 ||
-	    web_api_int(req, "monthly_cap", 0, 1000, true, &t.host_monthly_cap) < 0 ||
-	    web_api_int(req, "offline_allowance", 0, 1000, false, &t.offline_allowance) < 0 ||
+	    util_json_int(req, "rate_cents", 0, 10000000, false, &t.rate_cents) < 0 ||
+	    util_json_int(req, "monthly_cap", 0, 1000, true, &t.host_monthly_cap) < 0 ||
+	    util_json_int(req, "offline_allowance", 0, 1000, false, &t.offline_allowance) < 0 ||
 	    web_api_bool(req, "allow_roaming", &t.allow_roaming) < 0 ||
 	    web_api_bool(req, "ticket_per_unit", &t.ticket_per_unit) < 0 ||
 	    (currency != NULL && (strlen(currency) != 3 || !isupper((unsigned char)currency[0]) ||

@@ -66,7 +66,8 @@ def test_topup_over_the_api(shared):
                    token=token)
     assert r.status == 200, r
     assert r.json()["tickets"] == 11 and r.json()["ledger_sum"] == 11
-    for bad in ({"tickets": 0}, {"tickets": -5}, {"tickets": "ten"}, {}):
+    for bad in ({"tickets": 0}, {"tickets": -5}, {"tickets": "ten"}, {}, {"tickets": 1.7},
+                {"tickets": True}, {"tickets": 1e10}):
         r = cordee.api("POST", f"/api/v1/members/{m['email']}/topup", bad, token=token)
         assert r.status == 400, (bad, r)
     assert cordee.balance(m) == (11, 11)
@@ -100,3 +101,39 @@ def test_topup_is_for_ticket_books_only(shared):
         rc, out, err = cordee.cli("member", "topup", ref, "5")
         assert rc != 0 and "no ticket-book member" in err, (ref, rc, out, err)
     assert cordee.balance(m) == (0, 0)
+
+
+def test_member_numbers_and_dates_over_the_api(shared):
+    """A count is a whole number (1.7 was taken as 1), a plan's dates are
+    dates, in order, said without the command line's words or a SQLSTATE."""
+    cordee = shared["cordee"]
+    token = cordee.staff_token("manager")
+    for bad in ({"full_name": "Ana Lima", "tickets": 1.7},
+                {"full_name": "Ana Lima", "tickets": "3"}):
+        r = cordee.api("POST", "/api/v1/members", bad, token=token)
+        assert r.status == 400 and "whole number" in r.json()["detail"], (bad, r)
+    r = cordee.api("POST", "/api/v1/members", {"full_name": "Ana Lima", "plan": "monthly",
+                                               "valid_until": "2099-02-30"}, token=token)
+    assert r.status == 400, r
+    assert r.json()["detail"] == "the day the plan ends must be YYYY-MM-DD", r.json()
+    m = cordee.add_member(tickets=2)
+    path = f"/api/v1/members/{m['pseudonym']}/plan"
+    for bad in ({"plan": "monthly", "valid_until": "2099-12-31", "roam_cap": 2.5},
+                {"plan": "monthly", "valid_until": "2099-12-31", "roam_cap": "2"}):
+        r = cordee.api("POST", path, bad, token=token)
+        assert r.status == 400, (bad, r)
+    r = cordee.api("POST", path, {"plan": "monthly", "valid_from": "2099-06-01",
+                                  "valid_until": "2099-05-31"}, token=token)
+    assert r.status == 400, r
+    assert "start on or before the day it ends" in r.json()["detail"], r.json()
+    r = cordee.api("POST", path, {"plan": "monthly", "valid_until": "someday"}, token=token)
+    assert r.status == 400 and "YYYY-MM-DD" in r.json()["detail"], r
+    rc, out, err = cordee.cli("member", "plan", m["pseudonym"], "--monthly", "--from",
+                              "2099-06-01", "--until", "2099-05-31")
+    assert rc != 0 and "start on or before" in err, (rc, out, err)
+    # Nothing changed on the way.
+    r = cordee.api("GET", f"/api/v1/members/{m['pseudonym']}", token=token)
+    assert r.json()["plan"] == "tickets" and r.json()["tickets"] == 2, r.json()
+    r = cordee.api("POST", path, {"plan": "monthly", "valid_from": "2099-05-31",
+                                  "valid_until": "2099-05-31", "roam_cap": 4}, token=token)
+    assert r.status == 200 and r.json()["plan"] == "monthly", r.json()
