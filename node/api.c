@@ -35,12 +35,12 @@ struct api_ctx {
 	char actor[128];
 };
 
-static bool
-api_require(struct api_ctx *c, enum staff_role min)
+bool
+api_require(struct http_job *job, enum staff_role role, enum staff_role min)
 {
-	if (c->role >= min)
+	if (role >= min)
 		return true;
-	http_reply_error(c->job, 403, "forbidden", "this needs the %s role",
+	http_reply_error(job, 403, "forbidden", "this needs the %s role",
 	    staff_role_name(min));
 	return false;
 }
@@ -108,7 +108,7 @@ api_checkin(struct api_ctx *c)
 	cJSON *req;
 	int r;
 
-	if (!api_require(c, STAFF_CONCIERGE) || (req = http_job_json(c->job)) == NULL)
+	if (!api_require(c->job, c->role, STAFF_CONCIERGE) || (req = http_job_json(c->job)) == NULL)
 		return;
 	tok = cJSON_GetObjectItemCaseSensitive(req, "pass");
 	if (!cJSON_IsString(tok)) {
@@ -136,7 +136,7 @@ api_checkout(struct api_ctx *c, const char *visit_id)
 	cJSON *o;
 	int r;
 
-	if (!api_require(c, STAFF_CONCIERGE))
+	if (!api_require(c->job, c->role, STAFF_CONCIERGE))
 		return;
 	if (!visit_id_valid(visit_id)) {
 		http_reply_error(c->job, 400, "bad_request",
@@ -170,7 +170,7 @@ api_visits(struct api_ctx *c)
 	cJSON *a, *o;
 	int capacity = -1;
 
-	if (!api_require(c, STAFF_CONCIERGE))
+	if (!api_require(c->job, c->role, STAFF_CONCIERGE))
 		return;
 	a = visit_list(c->conn, false);
 	if (a == NULL) {
@@ -208,7 +208,7 @@ api_members(struct api_ctx *c, const char *rest)
 	cJSON *m = NULL, *req;
 	int r;
 
-	if (!api_require(c, STAFF_MANAGER))
+	if (!api_require(c->job, c->role, STAFF_MANAGER))
 		return;
 	if (rest[0] == '\0' && c->job->method == HTTP_GET) {
 		r = member_list(c->conn, &m);

@@ -9,6 +9,7 @@
 #include "http.h"
 #include "node.h"
 #include "peer.h"
+#include "staff.h"
 
 /* What each worker thread owns: a database connection and a peer client. */
 struct worker {
@@ -34,5 +35,7 @@ void api_handle(struct http_job *job, void *worker, void *arg);
  */
 void api_member_reply(struct http_job *job, int r, cJSON *m, const char *err,
     int ok_status);
+/* Whether role is at least min; if not, answers 403 (both faces' routes). */
+bool api_require(struct http_job *job, enum staff_role role, enum staff_role min);
 
 #endif

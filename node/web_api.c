@@ -33,16 +33,6 @@
 #define WEB_CSV_MAX (8 * 1024 * 1024)
 #define WEB_TIME(col) "to_char(" col " at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
-static bool
-web_api_require(struct web_ctx *c, enum staff_role min)
-{
-	if (c->role >= min)
-		return true;
-	http_reply_error(c->job, 403, "forbidden", "this needs the %s role",
-	    staff_role_name(min));
-	return false;
-}
-
 static void
 web_api_db_error(struct web_ctx *c)
 {
@@ -978,7 +968,7 @@ web_api_members(struct web_ctx *c, const char *rest)
 	    (strcmp(slash, "/status") == 0 && m == HTTP_POST) ||
 	    (strcmp(slash, "/revoke") == 0 && m == HTTP_POST)))
 		return false;
-	if (!web_api_require(c, STAFF_MANAGER))
+	if (!api_require(c->job, c->role, STAFF_MANAGER))
 		return true;
 	if (n == 0 || n >= sizeof(ref)) {
 		http_reply_error(c->job, 404, "not_found", "no such member path");
@@ -1009,24 +999,24 @@ web_api_handle(struct web_ctx *c, const char *rest)
 	} else if (strncmp(rest, "members/", 8) == 0) {
 		return web_api_members(c, rest + 8);
 	} else if (strncmp(rest, "passes/", 7) == 0) {
-		if (web_api_require(c, STAFF_MANAGER))
+		if (api_require(c->job, c->role, STAFF_MANAGER))
 			web_api_passes(c, rest + 7);
 	} else if (strcmp(rest, "terms") == 0 && m == HTTP_GET) {
-		if (web_api_require(c, STAFF_MANAGER))
+		if (api_require(c->job, c->role, STAFF_MANAGER))
 			web_api_terms_list(c);
 	} else if (strncmp(rest, "terms/", 6) == 0 && m == HTTP_POST) {
-		if (web_api_require(c, STAFF_MANAGER))
+		if (api_require(c->job, c->role, STAFF_MANAGER))
 			web_api_terms_set(c, rest + 6);
 	} else if ((strcmp(rest, "visit-history") == 0 ||
 	    strcmp(rest, "visit-history.csv") == 0) && m == HTTP_GET) {
-		if (web_api_require(c, STAFF_MANAGER))
+		if (api_require(c->job, c->role, STAFF_MANAGER))
 			web_api_history(c, rest[13] == '.');
 	} else if (strncmp(rest, "statements/", 11) == 0 && m == HTTP_GET) {
-		if (web_api_require(c, STAFF_MANAGER))
+		if (api_require(c->job, c->role, STAFF_MANAGER))
 			web_api_reconciled_csv(c, rest + 11);
 	} else if ((strcmp(rest, "statement") == 0 || strcmp(rest, "statement.csv") == 0) &&
 	    m == HTTP_GET) {
-		if (web_api_require(c, STAFF_MANAGER))
+		if (api_require(c->job, c->role, STAFF_MANAGER))
 			web_api_statement(c, rest[9] == '.');
 	} else {
 		return false;
