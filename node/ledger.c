@@ -45,15 +45,6 @@ ledger_marker_valid(const char *s)
 	    strcmp(s + 37, "home") == 0);
 }
 
-
-static bool
-ledger_json_is(const cJSON *o, const char *name, const char *value)
-{
-	const char *s = util_json_string(o, name);
-
-	return s != NULL && strcmp(s, value) == 0;
-}
-
 /*
  * Our records of the visits shared with $1 in the UTC month $2, after the
  * key ($3, $4).  As host: every visit of its members that was not refused
@@ -346,10 +337,10 @@ ledger_fetch(struct node *node, struct peer_client *pc, const char *peer,
 		r = -EBADMSG;
 		records = cJSON_GetObjectItemCaseSensitive(p, "records");
 		next = cJSON_GetObjectItemCaseSensitive(p, "next");
-		if (!ledger_json_is(p, "space", peer) ||
-		    !ledger_json_is(p, "caller", node_space_id(node)) ||
-		    !ledger_json_is(p, "month", month) ||
-		    !ledger_json_is(p, "after", after) || !cJSON_IsArray(records) ||
+		if (!util_json_is(p, "space", peer) ||
+		    !util_json_is(p, "caller", node_space_id(node)) ||
+		    !util_json_is(p, "month", month) ||
+		    !util_json_is(p, "after", after) || !cJSON_IsArray(records) ||
 		    cJSON_GetArraySize(records) > LEDGER_MAX_PEER_PAGE ||
 		    !(cJSON_IsNull(next) || (cJSON_IsString(next) &&
 		    ledger_marker_valid(next->valuestring)))) {

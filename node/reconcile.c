@@ -86,14 +86,6 @@ reconcile_statement_json(const PGresult *res, int i)
 	return o;
 }
 
-static bool
-reconcile_json_is(const cJSON *o, const char *name, const char *value)
-{
-	const char *s = util_json_string(o, name);
-
-	return s != NULL && value != NULL && strcmp(s, value) == 0;
-}
-
 /* A whole number member in [min, max]: 0; absent or null: 1; else -1. */
 static int
 reconcile_json_int(const cJSON *o, const char *name, int min, int max, int *ret)
@@ -320,10 +312,10 @@ reconcile_check_evidence(struct node *node, const char *host, const char *home,
 		snprintf(why, sizeof(why), "the receipt does not verify (%s)",
 		    reconcile_verify_error(rc));
 		reconcile_evidence_fail(ev, RECONCILE_EV_INVALID, why);
-	} else if (!reconcile_json_is(p, "visit_id", r->visit_id) ||
-	    !reconcile_json_is(p, "home", home) || !reconcile_json_is(p, "host", host) ||
-	    !reconcile_json_is(p, "decision", "admit") ||
-	    !reconcile_json_is(p, "sub", r->sub)) {
+	} else if (!util_json_is(p, "visit_id", r->visit_id) ||
+	    !util_json_is(p, "home", home) || !util_json_is(p, "host", host) ||
+	    !util_json_is(p, "decision", "admit") ||
+	    !util_json_is(p, "sub", r->sub)) {
 		reconcile_evidence_fail(ev, RECONCILE_EV_INVALID,
 		    "the receipt names another visit, space, member or decision");
 	} else {
@@ -343,9 +335,9 @@ reconcile_check_evidence(struct node *node, const char *host, const char *home,
 		snprintf(why, sizeof(why), "the completion does not verify (%s)",
 		    reconcile_verify_error(rc));
 		reconcile_evidence_fail(ev, RECONCILE_EV_INVALID, why);
-	} else if (!reconcile_json_is(p, "visit_id", r->visit_id) ||
-	    !reconcile_json_is(p, "home", home) || !reconcile_json_is(p, "host", host) ||
-	    !reconcile_json_is(p, "sub", r->sub) ||
+	} else if (!util_json_is(p, "visit_id", r->visit_id) ||
+	    !util_json_is(p, "home", home) || !util_json_is(p, "host", host) ||
+	    !util_json_is(p, "sub", r->sub) ||
 	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "void")) ||
 	    reconcile_json_int(p, "units", 0, 100, &ev->units) != 0) {
 		ev->units = -1;

@@ -302,6 +302,14 @@ util_json_string(const cJSON *o, const char *name)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+bool
+util_json_is(const cJSON *o, const char *name, const char *value)
+{
+	const char *s = util_json_string(o, name);
+
+	return s != NULL && value != NULL && strcmp(s, value) == 0;
+}
+
 int
 util_json_int(const cJSON *o, const char *name, int min, int max, bool allow_null,
     int *ret)

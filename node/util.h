@@ -69,6 +69,8 @@ int util_parse_duration(const char *s, int64_t *ret_seconds);
 
 /* The string member name of a JSON object, or NULL (absent, not a string). */
 const char *util_json_string(const cJSON *o, const char *name);
+/* Whether o[name] is a string equal to value (never for a NULL value). */
+bool util_json_is(const cJSON *o, const char *name, const char *value);
 /*
  * The whole number o[name], from min to max, into *ret: 0 (*ret unchanged
  * when the member is absent; -1 for null when allow_null), -EINVAL for
