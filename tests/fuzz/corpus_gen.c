@@ -7,15 +7,23 @@
  * comes from this, plus the regression cases the fuzzers found)
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
 #include "b64url.h"
 #include "config.h"
+#include "federation.h"
 #include "fuzz.h"
 #include "pass.h"
+#include "tls.h"
 #include "util.h"
 
 static const char *root;
@@ -224,6 +232,91 @@ gen_util(void)
 	}
 }
 
+/* A PEM request for an Ed25519 key from a fixed seed (same bytes each time). */
+static char *
+make_csr(const char *id, const char *dns)
+{
+	uint8_t seed[32];
+	EVP_PKEY *pkey;
+	X509_REQ *req = X509_REQ_new();
+	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+	X509_EXTENSION *ext;
+	char *san = util_aprintf("URI:%s%s,DNS:%s", TLS_SPACE_URI_PREFIX, id, dns);
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *pem, *mem;
+	long n;
+
+	memset(seed, 'n', sizeof(seed));
+	pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32);
+	ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
+	if (pkey == NULL || req == NULL || exts == NULL || ext == NULL ||
+	    bio == NULL || !X509_REQ_set_pubkey(req, pkey) ||
+	    !X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN",
+	    MBSTRING_ASC, (const unsigned char *)id, -1, -1, 0) ||
+	    !sk_X509_EXTENSION_push(exts, ext) ||
+	    !X509_REQ_add_extensions(req, exts) ||
+	    X509_REQ_sign(req, pkey, NULL) <= 0 || !PEM_write_bio_X509_REQ(bio, req))
+		exit(1);
+	n = BIO_get_mem_data(bio, &mem);
+	pem = strndup(mem, (size_t)n);
+	BIO_free(bio);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_REQ_free(req);
+	EVP_PKEY_free(pkey);
+	free(san);
+	return pem;
+}
+
+/* The seeds must be requests the coordinator accepts. */
+static void
+put_join_request(const char *name, const cJSON *o, bool pretty)
+{
+	char *text = pretty ? cJSON_Print(o) : cJSON_PrintUnformatted(o);
+	char err[512];
+
+	if (text == NULL ||
+	    federation_space_check_request(o, NULL, NULL, err, sizeof(err)) < 0) {
+		fprintf(stderr, "corpus_gen: join request %s refused: %s\n", name, err);
+		exit(1);
+	}
+	put_str("join_request", name, text);
+	cJSON_free(text);
+}
+
+static void
+gen_join_requests(void)
+{
+	char *csr = make_csr("troquet", "troquet.example"), x[64];
+	cJSON *o = cJSON_CreateObject(), *pk, *hours;
+
+	b64url_encode(fuzz_pass_pk, 32, x);
+	cJSON_AddNumberToObject(o, "v", 1);
+	cJSON_AddStringToObject(o, "id", "troquet");
+	cJSON_AddStringToObject(o, "name", "Le Troquet");
+	cJSON_AddStringToObject(o, "city", "Grenoble");
+	cJSON_AddStringToObject(o, "url", "https://troquet.example:7443");
+	cJSON_AddStringToObject(o, "dns", "troquet.example");
+	pk = cJSON_AddObjectToObject(o, "pass_key");
+	cJSON_AddStringToObject(pk, "kid", "troquet-1");
+	cJSON_AddStringToObject(pk, "x", x);
+	cJSON_AddStringToObject(o, "csr", csr);
+	put_join_request("minimal", o, false);
+	cJSON_AddStringToObject(o, "address", "2 place X");
+	cJSON_AddNumberToObject(o, "lat", 45.19);
+	cJSON_AddNumberToObject(o, "lon", 5.72);
+	cJSON_AddNumberToObject(o, "capacity", 25);
+	cJSON_AddStringToObject(o, "contact", "bonjour@troquet.example");
+	cJSON_AddItemToObject(o, "ips", cJSON_CreateStringArray(
+	    (const char *const[]){ "192.0.2.7", "2001:db8::7" }, 2));
+	cJSON_AddItemToObject(o, "services", cJSON_CreateStringArray(
+	    (const char *const[]){ "wifi", "phone_booth" }, 2));
+	hours = cJSON_AddObjectToObject(o, "hours");
+	cJSON_AddStringToObject(hours, "mon", "08:00-19:00");
+	put_join_request("full", o, true);
+	cJSON_Delete(o);
+	free(csr);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -237,5 +330,6 @@ main(int argc, char **argv)
 	gen_directories();
 	gen_configs();
 	gen_util();
+	gen_join_requests();
 	return 0;
 }
