@@ -238,6 +238,9 @@ config_set(struct config_parse *p, const struct config_option *o, const char *va
 		} else {
 			if (util_parse_duration(value, &v) < 0)
 				return "expected a duration such as 90s, 15m, 5h or 30d";
+			/* Out of range anyway, but checked before it can overflow. */
+			if (o->type == CONFIG_MILLISECONDS && v > INT64_MAX / 1000)
+				return "value out of range";
 			if (o->type == CONFIG_MILLISECONDS)
 				v *= 1000;
 		}

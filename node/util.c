@@ -284,8 +284,11 @@ util_parse_duration(const char *s, int64_t *ret_seconds)
 	else
 		return -EINVAL;
 	if (mult < 0) {
-		/* Only whole seconds are representable; round up. */
-		*ret_seconds = (v + 999) / 1000;
+		/*
+		 * Only whole seconds are representable; round up, without
+		 * adding to v, which may be LLONG_MAX.
+		 */
+		*ret_seconds = v / 1000 + (v % 1000 != 0);
 		return 0;
 	}
 	if (v > INT64_MAX / mult)

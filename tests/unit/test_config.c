@@ -139,6 +139,12 @@ test_errors(void)
 	r = load("[node]\nspace_id = ok-space\nlog_level = loud\n[pass]\nkid = k\n", &cfg,
 	    errs, sizeof(errs));
 	CHECK(r < 0 && strstr(errs, "log_level 'loud'") != NULL, "bad log level refused");
+
+	/* Found by tests/fuzz: seconds times 1000 overflowed before the range check. */
+	r = load("[node]\nspace_id = s\n[pass]\nkid = k\n[visit]\n"
+	    "peer_timeout = 150022222222222222\n", &cfg, errs, sizeof(errs));
+	CHECK(r < 0 && strstr(errs, "peer_timeout = 150022222222222222: value out of "
+	    "range") != NULL, "a huge timeout in seconds is out of range (%s)", errs);
 }
 
 static void

@@ -39,6 +39,10 @@ test_duration(void)
 	CHECK(util_parse_duration("5h", &s) == 0 && s == 18000, "hours");
 	CHECK(util_parse_duration("30d", &s) == 0 && s == 2592000, "days");
 	CHECK(util_parse_duration("1500ms", &s) == 0 && s == 2, "milliseconds round up");
+	CHECK(util_parse_duration("2000ms", &s) == 0 && s == 2, "whole seconds stay");
+	CHECK(util_parse_duration("9223372036854775807ms", &s) == 0 &&
+	    s == 9223372036854776, "the largest count of milliseconds rounds up "
+	    "without overflow (%lld)", (long long)s);
 	CHECK(util_parse_duration("-5s", &s) < 0, "negative refused");
 	CHECK(util_parse_duration("5 h", &s) < 0, "space refused");
 	CHECK(util_parse_duration("99999999999999999d", &s) < 0, "overflow refused");
