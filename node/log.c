@@ -43,6 +43,10 @@ log_level_parse(const char *name, enum log_level *ret)
 
 static void
 log_vwrite(enum log_level level, int errnum, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static void
+log_vwrite(enum log_level level, int errnum, const char *fmt, va_list ap)
 {
 	static const char *const labels[] = { "error", "warn", "info", "debug" };
 	char line[2048];

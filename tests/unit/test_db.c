@@ -75,7 +75,7 @@ check_race(const char *tmp)
 {
 	char dir[512], conninfo[1024], err[2048] = "";
 	bool started = false;
-	int r, status, both;
+	int r, status = 0, both;
 	pid_t pid;
 
 	snprintf(dir, sizeof(dir), "%s/race", tmp);
