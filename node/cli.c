@@ -165,8 +165,7 @@ cli_session_open_flags(struct cli_session *s, int flags, bool connect)
 void
 cli_session_close(struct cli_session *s)
 {
-	if (s->conn != NULL)
-		PQfinish(s->conn);
+	db_close(s->conn);
 	node_close(s->node);
 	config_free(s->cfg);
 }

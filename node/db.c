@@ -542,6 +542,15 @@ db_forget(PGconn *conn)
 	}
 }
 
+void
+db_close(PGconn *conn)
+{
+	if (conn == NULL)
+		return;
+	db_forget(conn);
+	PQfinish(conn);
+}
+
 
 /* Sends BEGIN now if one is waiting for another connection of this thread. */
 static int

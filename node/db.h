@@ -52,6 +52,8 @@ PGresult *db_query(PGconn *conn, const char *sql, int nparams,
  * (call it before PQfinish on a thread that ends).
  */
 void db_forget(PGconn *conn);
+/* db_forget() and PQfinish(): how a connection that ran statements closes (NULL: nothing). */
+void db_close(PGconn *conn);
 
 /*
  * db_query for a statement that is costly to plan and whose generic plan is

@@ -378,8 +378,7 @@ node_open(struct node **ret, struct config *cfg, int flags, char *err, size_t er
 			r = db_migrate(conn, &applied, err, errlen);
 		if (r == 0 && (flags & NODE_NEED_DIRECTORY))
 			r = node_directory_from_db(node, conn, err, errlen);
-		if (conn != NULL)
-			PQfinish(conn);
+		db_close(conn);
 		if (r < 0)
 			goto fail;
 	} else if (flags & NODE_NEED_DIRECTORY) {

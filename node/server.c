@@ -39,7 +39,7 @@ server_worker_db(struct worker *w)
 		PQreset(w->conn);
 		if (!db_is_broken(w->conn))
 			return w->conn;
-		PQfinish(w->conn);
+		db_close(w->conn);
 		w->conn = NULL;
 	}
 	if (node_db_connect(w->node, &w->conn, err, sizeof(err)) < 0) {
@@ -72,6 +72,16 @@ server_worker_init(void *arg, void **ret_worker)
 	return 0;
 }
 
+/* What a worker holds, let go as its thread ends (pool, courier, refresher). */
+static void
+server_worker_close(struct worker *w)
+{
+	peer_client_free(w->pc);
+	w->pc = NULL;
+	db_close(w->conn);
+	w->conn = NULL;
+}
+
 static void
 server_worker_fini(void *worker)
 {
@@ -79,10 +89,7 @@ server_worker_fini(void *worker)
 
 	if (w == NULL)
 		return;
-	peer_client_free(w->pc);
-	db_forget(w->conn);
-	if (w->conn != NULL)
-		PQfinish(w->conn);
+	server_worker_close(w);
 	free(w);
 }
 
@@ -205,9 +212,7 @@ courier_main(void *arg)
 			next_closing_check = util_now() + 5;
 		}
 	}
-	peer_client_free(w.pc);
-	if (w.conn != NULL)
-		PQfinish(w.conn);
+	server_worker_close(&w);
 	return NULL;
 }
 
@@ -329,9 +334,7 @@ refresher_main(void *arg)
 		}
 		refresher_check_expiry(rf, &last_warned);
 	}
-	peer_client_free(w.pc);
-	if (w.conn != NULL)
-		PQfinish(w.conn);
+	server_worker_close(&w);
 	return NULL;
 }
 
@@ -411,7 +414,7 @@ server_run(struct config *cfg)
 		}
 		PQclear(res);
 	}
-	PQfinish(conn);
+	db_close(conn);
 	conn = NULL;
 
 	ssl = tls_server_ctx_new(cfg->fed_cert, cfg->fed_key, cfg->fed_ca, err, sizeof(err));
@@ -532,8 +535,7 @@ out:
 	}
 	http_pool_free(pool);
 	http_pool_free(local_pool);
-	if (conn != NULL)
-		PQfinish(conn);
+	db_close(conn);
 	SSL_CTX_free(ssl);
 	node_close(node);
 	free(state.crl);

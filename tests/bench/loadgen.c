@@ -233,6 +233,7 @@ read_file(const char *path, size_t *ret_len)
 
 /* A ring of line indexes: taken from the head, given back at the tail. */
 struct tokens {
+	char *text;	/* the file, cut into lines in place */
 	char **lines;
 	size_t nlines;
 	size_t *ring;
@@ -248,6 +249,7 @@ tokens_load(struct tokens *t, const char *path)
 
 	if (text == NULL)
 		return -errno;
+	t->text = text;
 	for (p = strtok_r(text, "\r\n", &save); p != NULL; p = strtok_r(NULL, "\r\n", &save)) {
 		if (p[0] == '\0')
 			continue;
@@ -260,7 +262,7 @@ tokens_load(struct tokens *t, const char *path)
 				return -ENOMEM;
 			t->lines = nl;
 		}
-		t->lines[t->nlines++] = p; /* text stays allocated for the run */
+		t->lines[t->nlines++] = p;
 	}
 	if (t->nlines == 0)
 		return -ENODATA;
@@ -949,6 +951,9 @@ out:
 	curl_global_cleanup();
 	free(r.primary.samples);
 	free(r.then.samples);
+	free(r.tokens.text);
+	free(r.tokens.lines);
+	free(r.tokens.ring);
 	free(o.req.body);
 	free(o.then.body);
 	return rc;
