@@ -308,19 +308,25 @@ http_reply_error(struct http_job *job, int status, const char *error,
 }
 
 int
-http_json_depth(const char *text, size_t len)
+http_json_depth(const char *text, size_t len, bool *ret_nul)
 {
 	int depth = 0, max = 0;
 	bool in_string = false;
 
+	*ret_nul = false;
 	for (size_t i = 0; i < len; i++) {
 		char c = text[i];
 
+		if (c == '\0')
+			*ret_nul = true;
 		if (in_string) {
-			if (c == '\\')
+			if (c == '\\') {
+				if (len - i > 5 && memcmp(text + i + 1, "u0000", 5) == 0)
+					*ret_nul = true;
 				i++;
-			else if (c == '"')
+			} else if (c == '"') {
 				in_string = false;
+			}
 			continue;
 		}
 		if (c == '"')
@@ -334,36 +340,11 @@ http_json_depth(const char *text, size_t len)
 	return max;
 }
 
-/*
- * Whether a JSON text holds a NUL, raw or as the escape \u0000: the
- * parsed strings are C strings, and one would end there, so that a value
- * with anything after a NUL would pass for the part before it.
- */
-static bool
-http_json_has_nul(const char *text, size_t len)
-{
-	const char *p = text, *end = text + len;
-
-	if (memchr(text, '\0', len) != NULL)
-		return true;
-	while ((p = memmem(p, (size_t)(end - p), "\\u0000", 6)) != NULL) {
-		size_t backslashes = 0;
-
-		/* "\\u0000" is an escaped backslash, then "u0000". */
-		while (p - backslashes > text &&
-		    p[-(ptrdiff_t)backslashes - 1] == '\\')
-			backslashes++;
-		if (backslashes % 2 == 0)
-			return true;
-		p++;
-	}
-	return false;
-}
-
 cJSON *
 http_job_json(struct http_job *job)
 {
 	int max = job->priv->loop->face->o.max_json_depth;
+	bool nul;
 	cJSON *o;
 
 	if (job->body_len == 0) {
@@ -375,14 +356,14 @@ http_job_json(struct http_job *job)
 		http_reply_error(job, 400, "bad_request", "the body is not UTF-8");
 		return NULL;
 	}
-	if (http_json_has_nul(job->body, job->body_len)) {
-		http_reply_error(job, 400, "bad_request",
-		    "the body holds a NUL character (raw or \\u0000)");
-		return NULL;
-	}
-	if (http_json_depth(job->body, job->body_len) > max) {
+	if (http_json_depth(job->body, job->body_len, &nul) > max) {
 		http_reply_error(job, 400, "bad_request",
 		    "JSON nested deeper than %d levels", max);
+		return NULL;
+	}
+	if (nul) {
+		http_reply_error(job, 400, "bad_request",
+		    "the body holds a NUL character (raw or \\u0000)");
 		return NULL;
 	}
 	o = cJSON_ParseWithLength(job->body, job->body_len);

@@ -151,7 +151,12 @@ cJSON *http_job_json(struct http_job *job);
 /* The value of a query parameter (malloc'ed, decoded) or NULL. */
 char *http_job_query(const struct http_job *job, const char *name);
 
-/* Maximum nesting of a JSON text, scanning without parsing (strings aware). */
-int http_json_depth(const char *text, size_t len);
+/*
+ * Maximum nesting of a JSON text, scanning without parsing (strings aware),
+ * and whether it holds a NUL, raw or as the escape \u0000: the parsed
+ * strings are C strings, and a value with anything after a NUL would pass
+ * for the part before it.
+ */
+int http_json_depth(const char *text, size_t len, bool *ret_nul);
 
 #endif
