@@ -8,6 +8,7 @@
  * default.  Other paths are the web page's (web.c).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,14 +48,13 @@ api_require(struct http_job *job, enum staff_role role, enum staff_role min)
 
 /*
  * A request's "tickets" (0 when absent): a whole number, whose range
- * member.c checks.  Answers 400 and frees req when it is anything else.
+ * member.c checks.  Anything else is answered 400.
  */
 static int
-api_tickets(struct api_ctx *c, cJSON *req, int *ret)
+api_tickets(struct api_ctx *c, const cJSON *req, int *ret)
 {
-	if (util_json_int(req, "tickets", -1000000, 1000000, false, ret) == 0)
+	if (util_json_int(req, "tickets", INT_MIN, INT_MAX, false, ret) == 0)
 		return 0;
-	cJSON_Delete(req);
 	http_reply_error(c->job, 400, "bad_request", "tickets must be a whole number");
 	return -EINVAL;
 }
@@ -219,8 +219,10 @@ api_members(struct api_ctx *c, const char *rest)
 		if ((req = http_job_json(c->job)) == NULL)
 			return;
 		memset(&mn, 0, sizeof(mn));
-		if (api_tickets(c, req, &mn.tickets) < 0)
+		if (api_tickets(c, req, &mn.tickets) < 0) {
+			cJSON_Delete(req);
 			return;
+		}
 		mn.full_name = util_json_string(req, "full_name");
 		mn.display_name = util_json_string(req, "display_name");
 		mn.email = util_json_string(req, "email");
@@ -250,8 +252,10 @@ api_members(struct api_ctx *c, const char *rest)
 
 			if ((req = http_job_json(c->job)) == NULL)
 				return;
-			if (api_tickets(c, req, &tickets) < 0)
+			if (api_tickets(c, req, &tickets) < 0) {
+				cJSON_Delete(req);
 				return;
+			}
 			r = member_topup(c->conn, ref, tickets, c->actor, &m, err, sizeof(err));
 			cJSON_Delete(req);
 			api_member_reply(c->job, r, m, err, 200);

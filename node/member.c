@@ -108,13 +108,15 @@ member_short_name(const char *full, char *out, size_t outlen)
 }
 
 /*
- * A statement that took a date failed: the date's fault (a data exception,
- * SQLSTATE class 22) is said as what, anything else is a database error.
+ * A statement that took a date failed: the date's fault (22007, not a
+ * date; 22008, out of range) is said as what, anything else is a database
+ * error.
  */
 static int
 member_date_error(char *err, size_t errlen, const char *what)
 {
-	if (strncmp(db_last_sqlstate(), "22", 2) == 0) {
+	if (strcmp(db_last_sqlstate(), "22007") == 0 ||
+	    strcmp(db_last_sqlstate(), "22008") == 0) {
 		snprintf(err, errlen, "%s", what);
 		return -EINVAL;
 	}
@@ -133,6 +135,14 @@ member_add(PGconn *conn, const struct member_new *m, cJSON **ret, char *err,
 
 	if (m->full_name == NULL || m->full_name[0] == '\0' || strlen(m->full_name) > 200) {
 		snprintf(err, errlen, "a member needs a name (at most 200 characters)");
+		return -EINVAL;
+	}
+	/* The command line's words are bytes: the HTTP bodies were checked. */
+	if (!util_utf8_valid(m->full_name, strlen(m->full_name)) ||
+	    (m->display_name != NULL &&
+	    !util_utf8_valid(m->display_name, strlen(m->display_name))) ||
+	    (m->email != NULL && !util_utf8_valid(m->email, strlen(m->email)))) {
+		snprintf(err, errlen, "names and e-mail addresses must be UTF-8 text");
 		return -EINVAL;
 	}
 	if (strcmp(m->plan, "tickets") != 0 && strcmp(m->plan, "monthly") != 0) {

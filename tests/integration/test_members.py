@@ -1,5 +1,6 @@
 """Members at home: names as people write them, display names, top-ups."""
 import json
+import os
 
 import pytest
 
@@ -128,6 +129,9 @@ def test_member_numbers_and_dates_over_the_api(shared):
     assert "start on or before the day it ends" in r.json()["detail"], r.json()
     r = cordee.api("POST", path, {"plan": "monthly", "valid_until": "someday"}, token=token)
     assert r.status == 400 and "YYYY-MM-DD" in r.json()["detail"], r
+    # A name from the command line is bytes: not UTF-8, it is said so.
+    rc, out, err = cordee.cli("member", "add", os.fsdecode(b"Ana \xffLima"))
+    assert rc == 1 and "must be UTF-8 text" in err, (rc, out, err)
     rc, out, err = cordee.cli("member", "plan", m["pseudonym"], "--monthly", "--from",
                               "2099-06-01", "--until", "2099-05-31")
     assert rc != 0 and "start on or before" in err, (rc, out, err)
