@@ -52,7 +52,11 @@ PGresult *db_query(PGconn *conn, const char *sql, int nparams,
  * (call it before PQfinish on a thread that ends).
  */
 void db_forget(PGconn *conn);
-/* db_forget() and PQfinish(): how a connection that ran statements closes (NULL: nothing). */
+/*
+ * db_forget() and PQfinish(): how a connection that ran statements closes
+ * (NULL: nothing).  Like db_forget(), it drops all this thread's prepared
+ * statements: a thread holds one connection at a time.
+ */
 void db_close(PGconn *conn);
 
 /*

@@ -419,7 +419,7 @@ int
 peer_fetch_url(struct peer_client *pc, const char *url, long timeout_ms,
     struct peer_response *ret)
 {
-	bool file = strncmp(url, "file:", 5) == 0;
+	bool file = strncasecmp(url, "file:", 5) == 0;
 	/*
 	 * A file: URL gets a handle of its own: libcurl 7.88 (Debian 12) leaks
 	 * a file: transfer's connection, 920 bytes, when the handle that made

@@ -95,11 +95,7 @@ reconcile_json_int(const cJSON *o, const char *name, int min, int max, int *ret)
 	*ret = -1;
 	if (v == NULL || cJSON_IsNull(v))
 		return 1;
-	if (!cJSON_IsNumber(v) || v->valuedouble < min || v->valuedouble > max ||
-	    v->valuedouble != (double)(int)v->valuedouble)
-		return -1;
-	*ret = (int)v->valuedouble;
-	return 0;
+	return util_json_int(o, name, min, max, false, ret) < 0 ? -1 : 0;
 }
 
 /* ------------------------------------------------------------- the route */

@@ -64,7 +64,7 @@ server_worker_init(void *arg, void **ret_worker)
 		return -EIO;
 	}
 	if (peer_client_new(&w->pc, w->node) < 0) {
-		PQfinish(w->conn);
+		db_close(w->conn);
 		free(w);
 		return -ENOMEM;
 	}

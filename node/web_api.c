@@ -466,7 +466,6 @@ web_api_terms_list(struct web_ctx *c)
 	http_reply_json(c->job, 200, o);
 }
 
-/* Reads an optional whole number in [min, max] (null: -1 when allow_null). */
 static int
 web_api_bool(const cJSON *req, const char *name, bool *ret)
 {
