@@ -932,7 +932,7 @@ federation_roll_start(struct federation *f, const char *kid_opt, char *err,
 	char *key = federation_path(f, "signing/directory-next.key");
 	char *pub = federation_path(f, "signing/directory-next.pub");
 	char kid[80], x[64], *token = NULL;
-	uint8_t sk[64], pk[32];
+	uint8_t pk[32];
 	int64_t serial = 0, now = util_now();
 	bool made = false, saved = false;
 	int r;
@@ -955,20 +955,12 @@ federation_roll_start(struct federation *f, const char *kid_opt, char *err,
 		r = -EEXIST;
 		goto out;
 	}
-	r = key_generate_file(key);
+	r = key_generate_pair(key, pub, pk);
 	if (r < 0) {
 		federation_err(err, errlen, "cannot make %s: %s", key, strerror(-r));
 		goto out;
 	}
 	made = true;
-	r = key_load_private(key, sk, pk);
-	sodium_memzero(sk, sizeof(sk));
-	if (r == 0)
-		r = key_write_public(pub, pk);
-	if (r < 0) {
-		federation_err(err, errlen, "cannot write %s: %s", pub, strerror(-r));
-		goto out;
-	}
 	b64url_encode(pk, 32, x);
 	next = cJSON_CreateObject();
 	if (next == NULL || federation_json_set(signing, "next", next) < 0 ||

@@ -365,7 +365,7 @@ join_cmd_init(int argc, char **argv)
 	bool made[UTIL_ARRAY_SIZE(outputs)] = { false };
 	cJSON *req = NULL, *ips, *pk_obj;
 	char *dir, *csr = NULL, *conf = NULL, kid[80], x[64], listen_buf[64], err[1024];
-	uint8_t sk[64], pk[32];
+	uint8_t pk[32];
 	int i, port, r, ret = 1;
 
 	ips = cJSON_CreateArray();
@@ -440,19 +440,12 @@ join_cmd_init(int argc, char **argv)
 		}
 		made[0] = made[1] = true;
 	}
-	r = key_generate_file(paths[2]);
-	if (r == 0) {
-		made[2] = true;
-		r = key_load_private(paths[2], sk, pk);
-		sodium_memzero(sk, sizeof(sk));
-	}
-	if (r == 0)
-		r = key_write_public(paths[3], pk);
+	r = key_generate_pair(paths[2], paths[3], pk);
 	if (r < 0) {
 		cli_fail("cannot make the pass-signing key %s: %s", paths[2], strerror(-r));
 		goto out;
 	}
-	made[3] = true;
+	made[2] = made[3] = true;
 	b64url_encode(pk, 32, x);
 
 	conf = join_config_text(id, name, listen, local, kid, urls);

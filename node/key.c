@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <openssl/bio.h>
@@ -166,9 +167,15 @@ key_generate_pair(const char *path, const char *pub_path,
 		return r;
 	r = key_load_private(path, sk, ret_pk);
 	sodium_memzero(sk, sizeof(sk));
-	if (r < 0)
-		return r;
-	return key_write_public(pub_path, ret_pk);
+	if (r == 0 && pub_path != NULL)
+		r = key_write_public(pub_path, ret_pk);
+	if (r < 0) {
+		/* Half a pair would stop the next attempt ("exists"). */
+		unlink(path);
+		if (pub_path != NULL)
+			unlink(pub_path);
+	}
+	return r;
 }
 
 int

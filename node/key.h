@@ -23,7 +23,8 @@ int key_generate_file(const char *path);
 
 /*
  * key_generate_file, then the public key written to pub_path (as
- * key_write_public) and given in ret_pk.
+ * key_write_public; none when NULL) and given in ret_pk.  On failure
+ * neither file is left.
  */
 int key_generate_pair(const char *path, const char *pub_path,
     uint8_t ret_pk[KEY_PUBLIC_LEN]);

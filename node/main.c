@@ -412,24 +412,17 @@ cmd_key_generate(int argc, char **argv)
 		{ "public", true, &pub, NULL },
 		{ NULL, false, NULL, NULL },
 	};
-	uint8_t sk[KEY_SECRET_LEN], pk[KEY_PUBLIC_LEN];
+	uint8_t pk[KEY_PUBLIC_LEN];
 	int i = cli_parse_options(argc, argv, opts), r;
 
 	if (argc - i != 1)
 		cli_die_usage("key generate takes the private key file to write");
 	if (access(argv[i], F_OK) == 0)
 		return cli_fail("%s exists already: not overwriting a key", argv[i]);
-	r = key_generate_file(argv[i]);
+	r = key_generate_pair(argv[i], pub, pk);
 	if (r < 0)
-		return cli_fail("cannot write %s: %s", argv[i], strerror(-r));
-	if (pub != NULL) {
-		r = key_load_private(argv[i], sk, pk);
-		if (r == 0)
-			r = key_write_public(pub, pk);
-		sodium_memzero(sk, sizeof(sk));
-		if (r < 0)
-			return cli_fail("cannot write %s: %s", pub, strerror(-r));
-	}
+		return cli_fail("cannot make %s%s%s: %s", argv[i], pub != NULL ? " and " : "",
+		    pub != NULL ? pub : "", strerror(-r));
 	return 0;
 }
 
