@@ -311,7 +311,7 @@ int
 http_json_depth(const char *text, size_t len, bool *ret_nul)
 {
 	int depth = 0, max = 0;
-	bool in_string = false;
+	bool in_string = false, escaped = false;
 
 	*ret_nul = false;
 	for (size_t i = 0; i < len; i++) {
@@ -320,10 +320,12 @@ http_json_depth(const char *text, size_t len, bool *ret_nul)
 		if (c == '\0')
 			*ret_nul = true;
 		if (in_string) {
-			if (c == '\\') {
+			if (escaped) {
+				escaped = false;
+			} else if (c == '\\') {
+				escaped = true;
 				if (len - i > 5 && memcmp(text + i + 1, "u0000", 5) == 0)
 					*ret_nul = true;
-				i++;
 			} else if (c == '"') {
 				in_string = false;
 			}
