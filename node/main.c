@@ -656,7 +656,11 @@ static const struct cli_command commands[] = {
 	{ "federation", "sign", federation_cmd_sign, "--federation DIR [--valid-days N]",
 	    "Sign and publish the directory again (next serial).", "coordinator" },
 	/* Reconciliation and settlement (reconcile.c). */
-	/* The two-word commands first: the one-word reconcile would take them. */
+	{ NULL, "reconcile", reconcile_cmd_run,
+	    "--peer SPACE --month YYYY-MM [--all] [--csv] [--output FILE]"
+	    "  (and: reconcile show|list|agree|dispute)",
+	    "Compare a month's shared visits with a peer's ledger; the statement.",
+	    "manager" },
 	{ "reconcile", "show", reconcile_cmd_show,
 	    "--peer SPACE --month YYYY-MM [--all] [--csv] [--output FILE]",
 	    "Print a stored statement again (no peer asked).", "manager" },
@@ -668,11 +672,6 @@ static const struct cli_command commands[] = {
 	{ "reconcile", "dispute", reconcile_cmd_dispute,
 	    "--peer SPACE --month YYYY-MM [VISIT] --note TEXT | VISIT --withdraw",
 	    "Dispute a line (held back) or a whole statement.", "manager" },
-	{ NULL, "reconcile", reconcile_cmd_run,
-	    "--peer SPACE --month YYYY-MM [--all] [--csv] [--output FILE]"
-	    "  (and: reconcile show|list|agree|dispute)",
-	    "Compare a month's shared visits with a peer's ledger; the statement.",
-	    "manager" },
 	{ NULL, "settle", settle_cmd_run, "--month YYYY-MM",
 	    "Net the federation's agreed statements into a few transfers.", "manager" },
 	{ "key", "generate", cmd_key_generate, "FILE [--public FILE]",
@@ -745,18 +744,18 @@ main(int argc, char **argv)
 		usage(stderr);
 		return CLI_EXIT_USAGE;
 	}
-	for (const struct cli_command *c = commands; c->name != NULL; c++) {
-		if (c->group == NULL) {
-			if (strcmp(argv[i], c->name) == 0) {
-				cli_current = c;
-				return c->fn(argc - i, argv + i);
-			}
-		} else if (strcmp(argv[i], c->group) == 0 && i + 1 < argc &&
+	/* Two words first: "reconcile show" is not the one-word "reconcile". */
+	for (const struct cli_command *c = commands; c->name != NULL; c++)
+		if (c->group != NULL && strcmp(argv[i], c->group) == 0 && i + 1 < argc &&
 		    strcmp(argv[i + 1], c->name) == 0) {
 			cli_current = c;
 			return c->fn(argc - i - 1, argv + i + 1);
 		}
-	}
+	for (const struct cli_command *c = commands; c->name != NULL; c++)
+		if (c->group == NULL && strcmp(argv[i], c->name) == 0) {
+			cli_current = c;
+			return c->fn(argc - i, argv + i);
+		}
 	/* A group alone, or with --help, lists its commands. */
 	for (const struct cli_command *c = commands; c->name != NULL; c++)
 		if (c->group != NULL && strcmp(argv[i], c->group) == 0) {
