@@ -42,6 +42,10 @@
 #   BENCH_CONCURRENCY ["1 4 16 64"]  BENCH_FED_CONCURRENCY ["16 64"]
 #   BENCH_MEMBERS [60000]  BENCH_OUT [tests/artifacts/bench-DATE]
 #   BENCH_KEEP=1 keeps the federation's folder for a look afterwards.
+#   BENCH_PG=shared puts both spaces on ONE PostgreSQL server (a database
+#              each, the same default durable settings) instead of one
+#              embedded server each: one WAL, so the two nodes' commits can
+#              share a flush.  checkin, checkout, cycle and authorize only.
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -51,6 +55,7 @@ warmup=${BENCH_WARMUP:-2}
 conc_list=${BENCH_CONCURRENCY:-1 4 16 64}
 fed_conc_list=${BENCH_FED_CONCURRENCY:-16 64}
 members=${BENCH_MEMBERS:-60000}
+pg_mode=${BENCH_PG:-embedded}
 out=${BENCH_OUT:-$src/tests/artifacts/bench-$(date -u +%Y%m%dT%H%M%SZ)}
 
 if [ $# -eq 0 ]; then
@@ -74,6 +79,18 @@ for a in "$@"; do
 	*) echo "bench: unknown scenario '$a'" >&2; exit 2 ;;
 	esac
 done
+case "$pg_mode" in
+embedded) ;;
+shared)
+	for a in "${scenarios[@]}"; do
+		case "$a" in
+		checkin|checkout|cycle|authorize) ;;
+		*) echo "bench: BENCH_PG=shared runs checkin, checkout, cycle and authorize only, not '$a'" >&2
+		   exit 2 ;;
+		esac
+	done ;;
+*) echo "bench: BENCH_PG is 'embedded' or 'shared', not '$pg_mode'" >&2; exit 2 ;;
+esac
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -94,6 +111,7 @@ nginx_pid=""
 cleanup() {
 	[ -n "$nginx_pid" ] && kill -TERM "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null
 	fed_stop
+	fed_pg_stop "$work"
 	if [ "${BENCH_KEEP:-0}" = 1 ]; then
 		echo "bench: federation kept in $work" >&2
 	else
@@ -122,6 +140,10 @@ trap 'exit 130' INT TERM
 
 say "Setting up the federation in $work (troquet hosts, cordee is home)"
 fed_init "$work"
+if [ "$pg_mode" = shared ]; then
+	echo "both spaces on one PostgreSQL server (BENCH_PG=shared)"
+	fed_pg_start "$work"
+fi
 fed_setup "$work" troquet cordee
 fed_start "$work"
 host_local=$(fed_port "$work" troquet local)
@@ -188,6 +210,13 @@ for space in ("troquet", "cordee"):
         out[space + "_pg"] = total / tick
     except (OSError, KeyError, ValueError):
         pass
+try:
+    # BENCH_PG=shared: one server for both spaces, one figure ("pg").
+    pm = int(open(f"{work}/pg/data/postmaster.pid").readline())
+    out["pg"] = (sum(procs[pm][1]) + sum(sum(v[1][:2]) for k, v in procs.items()
+                                         if v[0] == pm)) / tick
+except (OSError, KeyError, ValueError):
+    pass
 try:
     pm = int(open(f"{work}/nginx/nginx.pid").read())
     out["nginx"] = (sum(procs[pm][1]) + sum(sum(v[1][:2]) for k, v in procs.items()
