@@ -64,15 +64,17 @@ api_healthz(struct http_job *job, struct worker *w)
 {
 	PGconn *conn = server_worker_db(w);
 	PGresult *res = conn != NULL ? db_query(conn, "select 1", 0, NULL) : NULL;
+	bool expired = node_directory_expired(w->node), ok = res != NULL && !expired;
 	cJSON *o = cJSON_CreateObject();
 
-	cJSON_AddStringToObject(o, "status", res != NULL ? "ok" : "degraded");
+	cJSON_AddStringToObject(o, "status", ok ? "ok" : "degraded");
 	cJSON_AddStringToObject(o, "space", node_space_id(w->node));
 	cJSON_AddNumberToObject(o, "directory_serial",
 	    (double)node_directory_serial(w->node));
+	cJSON_AddStringToObject(o, "directory", expired ? "expired" : "ok");
 	cJSON_AddStringToObject(o, "database", res != NULL ? "ok" : "unreachable");
 	PQclear(res);
-	http_reply_json(job, res != NULL ? 200 : 503, o);
+	http_reply_json(job, ok ? 200 : 503, o);
 }
 
 static void
@@ -80,7 +82,7 @@ api_metrics(struct http_job *job, struct worker *w)
 {
 	uint64_t calls, conns;
 	char text[1024];
-	struct node_directory *nd = node_directory_get(w->node);
+	struct node_directory *nd = node_directory_current(w->node);
 	long long expires = nd != NULL ?
 	    (long long)(directory_expires_at(nd->dir) - util_now()) : 0;
 
@@ -296,7 +298,7 @@ api_handle(struct http_job *job, void *worker, void *arg)
 	}
 	if (strcmp(p, "/api/v1/spaces.geojson") == 0) {
 		/* The map is public: the directory is a public document. */
-		struct node_directory *nd = node_directory_get(w->node);
+		struct node_directory *nd = node_directory_current(w->node);
 
 		if (nd == NULL) {
 			http_reply_error(job, 503, "unavailable", "no directory loaded");

@@ -42,10 +42,14 @@ fed_admit(struct http_job *job, struct node *node)
 	nd = node_directory_get(node);
 	if (nd != NULL)
 		space = directory_find_space(nd->dir, job->peer_space);
-	if (space == NULL)
+	if (nd == NULL)
+		http_reply_error(job, 503, "directory_expired",
+		    "this node's directory (serial %lld) has expired: it trusts no"
+		    " space until it has a new one", (long long)node_directory_serial(node));
+	else if (space == NULL)
 		http_reply_error(job, 403, "unknown_space",
 		    "space '%s' is not in the directory (serial %lld)", job->peer_space,
-		    (long long)(nd != NULL ? directory_serial(nd->dir) : 0));
+		    (long long)directory_serial(nd->dir));
 	else if (!directory_space_pinned(space, job->peer_spki_sha256))
 		http_reply_error(job, 403, "key_mismatch",
 		    "the certificate's key is not the one the directory lists for '%s'",

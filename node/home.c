@@ -691,18 +691,27 @@ out:
 
 /*
  * The host's completion must be its signature over this very report: same
- * visit, same host (the caller), this home, same times and units.
+ * visit, same host (the caller), this home, same times and units.  0 when
+ * it is; -ENOENT when it is signed with a key our directory does not list
+ * (the host's new key, in a directory we have yet to fetch: asked for
+ * here); -EBADMSG otherwise.
  */
-static bool
+static int
 home_completion_ok(struct node *node, const char *host, const char *token,
     const char *visit_id, const char *out, int units, char *ret_sub, size_t sublen)
 {
 	cJSON *p = NULL;
 	const cJSON *v, *h, *m, *o, *u, *sub;
 	bool ok;
+	int r;
 
-	if (node_verify_signed(node, token, "completion", host, &p) < 0)
-		return false;
+	r = node_verify_signed(node, token, "completion", host, &p);
+	if (r == -ENOENT) {
+		node_directory_hint(node, host, node_directory_serial(node) + 1);
+		return -ENOENT;
+	}
+	if (r < 0)
+		return -EBADMSG;
 	v = cJSON_GetObjectItemCaseSensitive(p, "visit_id");
 	h = cJSON_GetObjectItemCaseSensitive(p, "host");
 	m = cJSON_GetObjectItemCaseSensitive(p, "home");
@@ -716,7 +725,7 @@ home_completion_ok(struct node *node, const char *host, const char *token,
 	sub = cJSON_GetObjectItemCaseSensitive(p, "sub");
 	util_strlcpy(ret_sub, cJSON_IsString(sub) ? sub->valuestring : "", sublen);
 	cJSON_Delete(p);
-	return ok;
+	return ok ? 0 : -EBADMSG;
 }
 
 /*
@@ -766,7 +775,8 @@ home_void_first(struct node *node, PGconn *conn, const char *host,
 
 /*
  * One completion of a host, in the caller's transaction: the HTTP status of
- * its answer (200, 400, 404) with the answer in *ret, or -EIO (database).
+ * its answer (200, 400, 404, or 503 for a key we do not know yet: the host
+ * sends it again) with the answer in *ret, or -EIO (database).
  */
 static int
 home_complete_item(struct node *node, PGconn *conn, const char *host,
@@ -795,8 +805,16 @@ home_complete_item(struct node *node, PGconn *conn, const char *host,
 		    " \"units\": N, \"completion\": JWS}");
 		return 400;
 	}
-	if (!home_completion_ok(node, host, completion->valuestring, vid->valuestring,
-	    out->valuestring, units->valueint, sub, sizeof(sub))) {
+	r = home_completion_ok(node, host, completion->valuestring, vid->valuestring,
+	    out->valuestring, units->valueint, sub, sizeof(sub));
+	if (r == -ENOENT) {
+		cJSON_AddStringToObject(o, "error", "unknown_key");
+		cJSON_AddStringToObject(o, "detail", "the completion is signed with a"
+		    " key this node's directory does not list yet: it is fetching a"
+		    " newer directory; send it again later");
+		return 503;
+	}
+	if (r < 0) {
 		cJSON_AddStringToObject(o, "error", "bad_completion");
 		cJSON_AddStringToObject(o, "detail", "the completion is not the calling"
 		    " space's signature over this visit's report");

@@ -479,7 +479,7 @@ cmd_directory_show(int argc, char **argv)
 		cli_die_usage("directory show takes no arguments");
 	cli_session_open_flags(&s, NODE_NEED_DIRECTORY | NODE_NEED_DATABASE | NODE_MIGRATE,
 	    false);
-	nd = node_directory_get(s.node);
+	nd = node_directory_current(s.node);
 	util_format_time(directory_expires_at(nd->dir), exp);
 	if (cli_json) {
 		cJSON *o = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(o, "spaces");
@@ -538,7 +538,7 @@ cmd_directory_export(int argc, char **argv)
 		cli_die_usage("directory export needs a format: --geojson");
 	cli_session_open_flags(&s, NODE_NEED_DIRECTORY | NODE_NEED_DATABASE | NODE_MIGRATE,
 	    false);
-	nd = node_directory_get(s.node);
+	nd = node_directory_current(s.node);
 	fc = directory_geojson(nd->dir);
 	node_directory_put(s.node, nd);
 	text = cJSON_Print(fc);

@@ -517,7 +517,7 @@ manage_peer_terms(int argc, char **argv)
 	cli_session_open(&s, NODE_NEED_DIRECTORY);
 	if (argc - i == 1) {
 		const char *peer = argv[i];
-		struct node_directory *nd = node_directory_get(s.node);
+		struct node_directory *nd = node_directory_current(s.node);
 		bool known = directory_find_space(nd->dir, peer) != NULL;
 
 		node_directory_put(s.node, nd);
@@ -568,7 +568,7 @@ manage_peer_terms(int argc, char **argv)
 		}
 	} else {
 		/* Every peer of the directory, with its terms or the defaults. */
-		struct node_directory *nd = node_directory_get(s.node);
+		struct node_directory *nd = node_directory_current(s.node);
 		cJSON *a = cJSON_CreateArray();
 
 		if (!cli_json)

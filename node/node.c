@@ -35,6 +35,7 @@ struct node {
 
 	pthread_mutex_t dir_lock;
 	struct node_directory *dir;
+	int64_t saved_serial;	/* the newest saved when it started: no older one */
 	struct directory_trust trust[NODE_MAX_TRUST];
 	char trust_kids[NODE_MAX_TRUST][64];
 	size_t ntrust;
@@ -129,7 +130,7 @@ node_directory_offer(struct node *node, PGconn *conn, const char *token,
 	struct node_directory *nd = NULL, *old;
 	const char *why = NULL;
 	size_t ntrust;
-	int64_t current;
+	int64_t current, saved;
 	int r;
 
 	*ret_changed = false;
@@ -141,6 +142,7 @@ node_directory_offer(struct node *node, PGconn *conn, const char *token,
 	memcpy(trust, node->trust, sizeof(trust));
 	memcpy(kids, node->trust_kids, sizeof(kids));
 	current = node->dir != NULL ? directory_serial(node->dir->dir) : 0;
+	saved = node->saved_serial;
 	pthread_mutex_unlock(&node->dir_lock);
 	for (size_t i = 0; i < ntrust; i++)
 		if (trust[i].kid != NULL)
@@ -159,6 +161,14 @@ node_directory_offer(struct node *node, PGconn *conn, const char *token,
 		r = -ENOENT;
 		goto out;
 	}
+	if (directory_serial(dir) < saved) {
+		/* A restart whose newest saved directory was refused (expired). */
+		snprintf(err, errlen, "directory serial %lld from %s refused: older than"
+		    " the serial %lld this node saved (rollback)",
+		    (long long)directory_serial(dir), source, (long long)saved);
+		r = -ESTALE;
+		goto out;
+	}
 	if (directory_serial(dir) < current) {
 		snprintf(err, errlen, "directory serial %lld from %s refused: older than"
 		    " the serial %lld in force (rollback)", (long long)directory_serial(dir),
@@ -167,7 +177,7 @@ node_directory_offer(struct node *node, PGconn *conn, const char *token,
 		goto out;
 	}
 	if (directory_serial(dir) == current) {
-		struct node_directory *cur = node_directory_get(node);
+		struct node_directory *cur = node_directory_current(node);
 		bool same = cur != NULL && cur->token_len == len &&
 		    memcmp(cur->token, token, len) == 0;
 
@@ -290,6 +300,7 @@ node_directory_from_db(struct node *node, PGconn *conn, char *err, size_t errlen
 	}
 	r = -ENOENT;
 	if (PQntuples(res) == 1) {
+		node->saved_serial = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 		r = node_directory_offer(node, NULL, PQgetvalue(res, 0, 0),
 		    (size_t)PQgetlength(res, 0, 0), "the database", &changed, err, errlen);
 		if (r < 0)
@@ -476,7 +487,7 @@ node_reload_pass_key(struct node *node, const char *key_file, const char *kid,
 }
 
 struct node_directory *
-node_directory_get(struct node *node)
+node_directory_current(struct node *node)
 {
 	struct node_directory *nd;
 
@@ -486,6 +497,28 @@ node_directory_get(struct node *node)
 		nd->refs++;
 	pthread_mutex_unlock(&node->dir_lock);
 	return nd;
+}
+
+struct node_directory *
+node_directory_get(struct node *node)
+{
+	struct node_directory *nd = node_directory_current(node);
+
+	if (nd != NULL && directory_expires_at(nd->dir) <= util_now()) {
+		node_directory_put(node, nd);
+		return NULL;
+	}
+	return nd;
+}
+
+bool
+node_directory_expired(struct node *node)
+{
+	struct node_directory *nd = node_directory_current(node);
+	bool expired = nd != NULL && directory_expires_at(nd->dir) <= util_now();
+
+	node_directory_put(node, nd);
+	return expired;
 }
 
 void

@@ -50,8 +50,12 @@ int node_reload_pass_key(struct node *node, const char *key_file, const char *ki
     char *err, size_t errlen);
 
 /*
- * The current directory, with a reference the caller drops with
- * node_directory_put().  NULL when none is loaded.
+ * The directory the node trusts, with a reference the caller drops with
+ * node_directory_put(): NULL when none is loaded or when it has expired
+ * (a running node trusts no space, key or pin of an expired directory,
+ * as a starting node refuses it; the refresher keeps asking for a new
+ * one).  node_directory_current() is the one in force even if expired,
+ * for what only shows it (status, metrics, rollback checks).
  */
 struct node_directory {
 	struct directory *dir;
@@ -60,6 +64,8 @@ struct node_directory {
 	int refs;
 };
 struct node_directory *node_directory_get(struct node *node);
+struct node_directory *node_directory_current(struct node *node);
+bool node_directory_expired(struct node *node);
 void node_directory_put(struct node *node, struct node_directory *nd);
 int64_t node_directory_serial(struct node *node);
 

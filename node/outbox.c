@@ -74,6 +74,28 @@ outbox_ids(PGresult *res, const int *rows, int n)
  */
 enum outbox_outcome { OUTBOX_DELIVERED, OUTBOX_REFUSED, OUTBOX_RETRY };
 
+/*
+ * A peer's answer that is not a success: refused for good (a 4xx), or
+ * "not yet".  A peer whose directory lags ours refuses us (403
+ * unknown_space or key_mismatch: we were admitted, or got our new
+ * certificate, after its last poll) and fetches a newer one as it does:
+ * the message is sent again.  A 429 is "later" too.  answer is the
+ * peer's JSON answer, or NULL.
+ */
+static enum outbox_outcome
+outbox_failure(long status, const cJSON *answer)
+{
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(answer, "error");
+	const char *error = cJSON_IsString(e) ? e->valuestring : "";
+
+	if (status < 400 || status >= 500 || status == 429)
+		return OUTBOX_RETRY;
+	if (status == 403 && (strcmp(error, "unknown_space") == 0 ||
+	    strcmp(error, "key_mismatch") == 0))
+		return OUTBOX_RETRY;
+	return OUTBOX_REFUSED;
+}
+
 static int
 outbox_mark(PGconn *conn, PGresult *res, const int *rows, int n,
     enum outbox_outcome outcome, const char *error, bool commit)
@@ -167,22 +189,30 @@ outbox_send(struct node *node, PGconn *conn, struct peer_client *pc,
 	r = outbox_call(node, pc, peer, path, PQgetvalue(res, row, 4), idem, &resp);
 	if (r == 0 && resp.status >= 200 && resp.status < 300) {
 		outcome = OUTBOX_DELIVERED;
-		if (strcmp(kind, OUTBOX_AUTHORIZE) == 0 &&
-		    visit_authorization_arrived(node, conn, visit_id, peer, resp.body) < 0) {
-			peer_response_clear(&resp);
-			return -EIO;
+		if (strcmp(kind, OUTBOX_AUTHORIZE) == 0) {
+			r = visit_authorization_arrived(node, conn, visit_id, peer, resp.body);
+			if (r < 0) {
+				peer_response_clear(&resp);
+				return -EIO;
+			}
+			if (r > 0) {
+				outcome = OUTBOX_RETRY;
+				snprintf(err, sizeof(err), "the receipt's key is not in"
+				    " this node's directory yet");
+			}
 		}
-	} else if (r == 0 && resp.status >= 400 && resp.status < 500) {
-		outcome = OUTBOX_REFUSED;
+	} else if (r == 0) {
+		cJSON *answer = cJSON_Parse(resp.body);
+
+		outcome = outbox_failure(resp.status, answer);
+		cJSON_Delete(answer);
 		snprintf(err, sizeof(err), "HTTP %ld: %.200s", resp.status, resp.body);
-		log_warnx("outbox %s to %s refused for good: %s", PQgetvalue(res, row, 0),
-		    peer, err);
+		if (outcome == OUTBOX_REFUSED)
+			log_warnx("outbox %s to %s refused for good: %s",
+			    PQgetvalue(res, row, 0), peer, err);
 	} else {
 		outcome = OUTBOX_RETRY;
-		if (r < 0)
-			snprintf(err, sizeof(err), "%s", resp.error);
-		else
-			snprintf(err, sizeof(err), "HTTP %ld", resp.status);
+		snprintf(err, sizeof(err), "%s", resp.error);
 	}
 	peer_response_clear(&resp);
 	r = outbox_mark(conn, res, &row, 1, outcome, outcome == OUTBOX_DELIVERED ?
@@ -262,21 +292,23 @@ outbox_send_batch(struct node *node, PGconn *conn, struct peer_client *pc,
 	for (int i = 0; i < n && r == 0; i++) {
 		const cJSON *item = cJSON_GetArrayItem(results, i);
 		const cJSON *st = cJSON_GetObjectItemCaseSensitive(item, "status");
+		const cJSON *ans = cJSON_GetObjectItemCaseSensitive(item, "answer");
 		int status = cJSON_IsNumber(st) ? st->valueint : 0;
+		enum outbox_outcome outcome;
 		char *a;
 
 		if (status >= 200 && status < 300) {
 			ok[nok++] = rows[i];
 			continue;
 		}
-		a = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(item, "answer"));
+		a = cJSON_PrintUnformatted(ans);
 		snprintf(err, sizeof(err), "HTTP %d: %.200s", status, a != NULL ? a : "");
 		free(a);
-		if (status >= 400 && status < 500)
+		outcome = outbox_failure(status, ans);
+		if (outcome == OUTBOX_REFUSED)
 			log_warnx("outbox %s to %s refused for good: %s",
 			    PQgetvalue(res, rows[i], 0), peer, err);
-		r = outbox_mark(conn, res, &rows[i], 1, status >= 400 && status < 500 ?
-		    OUTBOX_REFUSED : OUTBOX_RETRY, err, false);
+		r = outbox_mark(conn, res, &rows[i], 1, outcome, err, false);
 	}
 	cJSON_Delete(answer);
 	if (r == 0 && nok > 0)

@@ -224,6 +224,11 @@ courier_main(void *arg)
  * says it holds a newer serial.  What it fetches goes through
  * node_directory_offer(), which verifies, saves and swaps it.
  */
+/* Seconds between two polls that hints of the same serial may cause. */
+#define REFRESHER_HINT_INTERVAL 30
+/* Seconds between two polls of the coordinator's URLs while the directory is expired. */
+#define REFRESHER_EXPIRED_INTERVAL 60
+
 struct refresher {
 	struct node *node;
 	pthread_t thread;
@@ -269,21 +274,29 @@ refresher_poll(struct refresher *rf, struct worker *w)
 }
 
 static void
-refresher_check_expiry(struct refresher *rf, int64_t *last_warned)
+refresher_check_expiry(struct refresher *rf, int64_t *last_warned, bool *expired)
 {
 	const struct config *cfg = node_config(rf->node);
-	struct node_directory *nd = node_directory_get(rf->node);
+	struct node_directory *nd = node_directory_current(rf->node);
 	int64_t left;
 
 	if (nd == NULL)
 		return;
 	left = directory_expires_at(nd->dir) - util_now();
-	if (left < cfg->directory_warn && util_now() - *last_warned >= 3600) {
+	/* Said at once when it expires, then hourly; the warning before, hourly. */
+	if (left <= 0 && (!*expired || util_now() - *last_warned >= 3600)) {
+		log_warnx("directory serial %lld has expired: this node trusts no"
+		    " space (visitors and peers are refused) until it gets a new one"
+		    " from the coordinator", (long long)directory_serial(nd->dir));
+		*last_warned = util_now();
+	} else if (left > 0 && left < cfg->directory_warn &&
+	    util_now() - *last_warned >= 3600) {
 		log_warnx("directory serial %lld expires in %lld hours: ask the"
 		    " coordinator for a new one", (long long)directory_serial(nd->dir),
 		    (long long)(left / 3600));
 		*last_warned = util_now();
 	}
+	*expired = left <= 0;
 	node_directory_put(rf->node, nd);
 }
 
@@ -293,7 +306,8 @@ refresher_main(void *arg)
 	struct refresher *rf = arg;
 	const struct config *cfg = node_config(rf->node);
 	struct worker w = { .node = rf->node };
-	int64_t next_poll = 0, last_warned = 0;
+	int64_t next_poll = 0, last_warned = 0, last_hinted = 0, hinted_serial = 0;
+	bool expired = false;
 
 	if (peer_client_new(&w.pc, rf->node) < 0)
 		return NULL;
@@ -307,6 +321,21 @@ refresher_main(void *arg)
 			break;
 		if (server_worker_db(&w) == NULL)
 			continue;
+		/*
+		 * A hint comes with a request (the caller's directory serial):
+		 * a serial higher than any hinted before is acted on within a
+		 * second, the same again once every REFRESHER_HINT_INTERVAL, so
+		 * that requests naming a higher serial, true or not, cannot keep
+		 * the refresher fetching.
+		 */
+		if (hinted && util_now() - last_hinted < (serial > hinted_serial ? 1 :
+		    REFRESHER_HINT_INTERVAL))
+			hinted = false;
+		if (hinted) {
+			last_hinted = util_now();
+			if (serial > hinted_serial)
+				hinted_serial = serial;
+		}
 		if (hinted && space[0] != '\0' && serial > node_directory_serial(rf->node)) {
 			struct peer_response resp;
 			char source[128];
@@ -318,8 +347,13 @@ refresher_main(void *arg)
 			else
 				refresher_offer(rf, w.conn, &resp, source);
 			peer_response_clear(&resp);
-		} else if (hinted) {
-			next_poll = 0;
+		} else if (hinted && cfg->directory_urls[0] != '\0') {
+			/*
+			 * A caller we do not know holds a newer directory: the
+			 * coordinator's URLs only (the revocations keep their
+			 * schedule).
+			 */
+			refresher_poll(rf, &w);
 		}
 		if (atomic_exchange(&rf->poll_now, false))
 			next_poll = 0;
@@ -332,7 +366,11 @@ refresher_main(void *arg)
 			(void)revocation_fetch_all(rf->node, w.conn, w.pc, &fetched);
 			next_poll = util_now() + cfg->directory_refresh;
 		}
-		refresher_check_expiry(rf, &last_warned);
+		/* Expired: the coordinator's URLs every minute, to trust again soon. */
+		if (node_directory_expired(rf->node) && cfg->directory_urls[0] != '\0' &&
+		    next_poll > util_now() + REFRESHER_EXPIRED_INTERVAL)
+			next_poll = util_now() + REFRESHER_EXPIRED_INTERVAL;
+		refresher_check_expiry(rf, &last_warned, &expired);
 	}
 	server_worker_close(&w);
 	return NULL;
@@ -461,7 +499,7 @@ server_run(struct config *cfg)
 		snprintf(state.crl_file, sizeof(state.crl_file), "%s/crl.pem", cfg->data_dir);
 		{
 			/* The directory in force may carry a CRL already. */
-			struct node_directory *nd = node_directory_get(node);
+			struct node_directory *nd = node_directory_current(node);
 
 			server_directory_changed(&state, NULL, nd->dir);
 			node_directory_put(node, nd);

@@ -420,7 +420,7 @@ struct settle_run {
 static int
 settle_gather(struct settle_run *run, struct cli_session *s, struct peer_client *pc)
 {
-	struct node_directory *nd = node_directory_get(s->node);
+	struct node_directory *nd = node_directory_current(s->node);
 
 	run->srcs = calloc(directory_count(nd->dir) + 1, sizeof(*run->srcs));
 	for (size_t i = 0; run->srcs != NULL && i < directory_count(nd->dir); i++)

@@ -107,6 +107,7 @@ visit_read_answer(struct node *node, const char *body, const char *home,
 	const cJSON *v;
 	const char *decision;
 	cJSON *rp = NULL;
+	int r;
 
 	if (o == NULL || !cJSON_IsObject(o)) {
 		visit_refuse(d, "home_error", "The home space sent an unreadable answer.");
@@ -114,6 +115,7 @@ visit_read_answer(struct node *node, const char *body, const char *home,
 	}
 	v = cJSON_GetObjectItemCaseSensitive(o, "decision");
 	decision = cJSON_IsString(v) ? v->valuestring : "";
+	d->home_admitted = strcmp(decision, "admit") == 0;
 	v = cJSON_GetObjectItemCaseSensitive(o, "reason_code");
 	if (cJSON_IsString(v))
 		util_strlcpy(d->reason_code, v->valuestring, sizeof(d->reason_code));
@@ -135,7 +137,17 @@ visit_read_answer(struct node *node, const char *body, const char *home,
 	d->receipt = strdup(v->valuestring);
 
 	/* The receipt must be the home's signature over this very decision. */
-	if (node_verify_signed(node, d->receipt, "receipt", home, &rp) < 0) {
+	r = node_verify_signed(node, d->receipt, "receipt", home, &rp);
+	if (r == -ENOENT) {
+		/* The home's new key, in a directory we have yet to fetch. */
+		node_directory_hint(node, home, node_directory_serial(node) + 1);
+		d->receipt_key_unknown = true;
+		visit_refuse(d, "bad_receipt", "The home space signed its answer with a"
+		    " key this node does not know yet; it is fetching the newer"
+		    " directory: scan the pass again in a moment.");
+		goto out;
+	}
+	if (r < 0) {
 		visit_refuse(d, "bad_receipt", "The home space's receipt does not verify.");
 		goto out;
 	}
@@ -156,6 +168,9 @@ visit_read_answer(struct node *node, const char *body, const char *home,
 	if (!d->admitted && d->reason_code[0] == '\0')
 		visit_refuse(d, "refused", "Refused by the home space.");
 out:
+	/* An admission we do not honour: its tickets are no answer to show. */
+	if (d->home_admitted && !d->admitted)
+		d->tickets_left = -1;
 	cJSON_Delete(rp);
 	cJSON_Delete(o);
 }
@@ -541,6 +556,16 @@ visit_authorization_arrived(struct node *node, PGconn *conn, const char *visit_i
 	d.tickets_left = -1;
 	util_strlcpy(d.visit_id, visit_id, sizeof(d.visit_id));
 	visit_read_answer(node, body, home, &d);
+	if (d.receipt_key_unknown) {
+		/*
+		 * Not judged yet: asked again (the home replays the same
+		 * answer) once our directory lists the home's new key.
+		 */
+		log_info("provisional visit %s: %s's receipt is signed with a key"
+		    " this node does not know yet; asking again later", visit_id, home);
+		visit_decision_clear(&d);
+		return 1;
+	}
 	snprintf(tickets, sizeof(tickets), "%d", d.tickets_left);
 	params[0] = visit_id;
 	params[1] = d.admitted ? "t" : "f";
@@ -560,9 +585,11 @@ visit_authorization_arrived(struct node *node, PGconn *conn, const char *visit_i
 	/*
 	 * The home refused the visit: it has nothing to complete, so a
 	 * check-out already queued for it is dropped (kept, marked, for the
-	 * manager's record).
+	 * manager's record).  An admission whose receipt does not verify is
+	 * disputed too, but the home holds the visit open: its check-out
+	 * still goes.
 	 */
-	if (r == 0 && !d.admitted) {
+	if (r == 0 && !d.home_admitted) {
 		const char *p1[1] = { visit_id };
 
 		r = db_exec(conn, "update outbox set failed_at = now(),"
@@ -719,17 +746,35 @@ static int
 visit_offline(struct node *node, PGconn *conn, const char *req,
     const struct pass_claims *c, const struct terms *t, struct visit_decision *d)
 {
-	const char *params[1] = { c->iss };
+	const char *params[3] = { c->iss, c->sub, d->visit_id };
 	PGresult *res;
+	bool here;
 	int pending;
 
-	res = db_query(conn, "select count(*) from host_visits where home = $1"
-	    " and reason_code = 'provisional' and confirmed_at is null"
-	    " and disputed_at is null and status in ('open', 'closed')", 1, params);
+	/*
+	 * Only the home keeps a member to one place at a time, and it cannot
+	 * be asked: the allowance and "not twice here" are kept under a lock
+	 * per home, held until this visit's answer commits.
+	 */
+	if (db_exec(conn, "select pg_advisory_xact_lock(74056,"
+	    " hashtext($1))", 1, params) < 0)
+		return -EIO;
+	res = db_query(conn, "select (select count(*) from host_visits where home = $1"
+	    "  and reason_code = 'provisional' and confirmed_at is null"
+	    "  and disputed_at is null and status in ('open', 'closed')),"
+	    " exists (select 1 from host_visits where under_way and home = $1"
+	    "  and pseudonym = $2 and visit_id <> $3::uuid)", 3, params);
 	if (res == NULL)
 		return -EIO;
 	pending = atoi(PQgetvalue(res, 0, 0));
+	here = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
 	PQclear(res);
+	if (here) {
+		visit_refuse(d, "already_checked_in", "Already checked in here: the"
+		    " member's home space (%s) cannot be reached, and their visit"
+		    " under way here must be checked out first.", c->iss);
+		return visit_void(node, conn, d->visit_id, c->iss, c->sub);
+	}
 	if (pending < t->offline_allowance) {
 		d->admitted = true;
 		util_strlcpy(d->reason_code, "provisional", sizeof(d->reason_code));
@@ -761,6 +806,13 @@ visit_check_in(struct node *node, PGconn *conn, struct peer_client *pc,
 	util_uuid_v4(ret->visit_id);
 
 	nd = node_directory_get(node);
+	if (nd == NULL) {
+		visit_refuse(ret, "directory_expired", "This node's federation directory"
+		    " has expired: it cannot check passes until it has the coordinator's"
+		    " new one (see its log).");
+		ret->visit_id[0] = '\0'; /* nothing recorded */
+		return 0;
+	}
 	pr = pass_verify(token, util_now(), cfg->pass_leeway,
 	    directory_pass_key_lookup, nd != NULL ? nd->dir : NULL, &claims);
 	node_directory_put(node, nd);
@@ -834,7 +886,17 @@ visit_check_in(struct node *node, PGconn *conn, struct peer_client *pc,
 			free(req);
 			goto db_error;
 		}
-		r = unreachable ? visit_offline(node, conn, req, &claims, &t, ret) : 0;
+		if (unreachable)
+			r = visit_offline(node, conn, req, &claims, &t, ret);
+		else if (ret->home_admitted && !ret->admitted)
+			/*
+			 * The home admitted (and debited) a visit whose answer
+			 * we cannot honour (its receipt does not verify): undone
+			 * there, as a refusal of ours would be.
+			 */
+			r = visit_void(node, conn, ret->visit_id, claims.iss, claims.sub);
+		else
+			r = 0;
 		free(req);
 		if (r < 0) {
 			db_rollback(conn);

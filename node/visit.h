@@ -30,6 +30,8 @@ struct visit_decision {
 	int rate_cents;		/* the rate frozen on the visit, -1: none */
 	char currency[4];
 	char *receipt;		/* the home's signed decision, malloc'ed */
+	bool home_admitted;	/* the home's answer said admit (honoured or not) */
+	bool receipt_key_unknown; /* its receipt's key is not in our directory yet */
 };
 
 struct visit_checkout {
@@ -89,6 +91,8 @@ int visit_void(struct node *node, PGconn *conn, const char *visit_id,
 /*
  * The home's answer to a provisional visit's authorization, delivered late
  * by the outbox: the visit is confirmed or disputed (caller's transaction).
+ * 0 when judged, 1 when not yet (the home's receipt is signed with a key
+ * our directory does not list yet: the message is sent again), <0 error.
  */
 int visit_authorization_arrived(struct node *node, PGconn *conn,
     const char *visit_id, const char *home, const char *body);

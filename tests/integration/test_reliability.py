@@ -568,3 +568,57 @@ def test_postgresql_restarted_under_load(federation):
             n.close_db()
         host_pg.stop()
         home_pg.stop()
+
+
+def test_one_member_is_not_admitted_twice_while_the_home_is_down(federation):
+    """Only the home keeps a member to one place at a time, and it cannot be
+    asked: the host does not admit a member whose visit is under way here."""
+    f = federation(config={"troquet": OFFLINE})
+    troquet, cordee = f["troquet"], f["cordee"]
+    troquet.cli_ok("peer", "terms", "cordee", "--offline", "3")
+    member, token = cordee.member_with_pass(tickets=5)
+    assert cordee.stop() == 0
+    first = decide(troquet, token)[0].json()
+    assert first["reason_code"] == "provisional", first
+    again = decide(troquet, token)[0].json()
+    assert (again["decision"], again["reason_code"]) == \
+        ("refuse", "already_checked_in"), again
+    assert "here" in again["reason"]
+    assert troquet.query("select visit_id::text from host_visits where under_way") == \
+        [(first["visit_id"],)]
+    # Back up: the first visit is confirmed, the second was voided, and the
+    # member paid one ticket.
+    cordee.start()
+    wait_until(lambda: troquet.query_one(
+        "select confirmed_at is not null from host_visits where visit_id = %s",
+        first["visit_id"]) == (True,), timeout=30, interval=0.3,
+        what="the home to confirm the first visit")
+    wait_until(lambda: troquet.query_one(
+        "select count(*) from outbox where delivered_at is null") == (0,),
+        timeout=30, interval=0.3, what="the void to be delivered")
+    assert cordee.balance(member) == (4, 4)
+    assert troquet.query_one("select count(*) from host_visits where disputed_at"
+                             " is not null") == (0,)
+
+
+def test_offline_allowance_holds_under_concurrent_check_ins(federation):
+    f = federation(config={"troquet": OFFLINE})
+    troquet, cordee = f["troquet"], f["cordee"]
+    troquet.cli_ok("peer", "terms", "cordee", "--offline", "1")
+    tokens = [cordee.member_with_pass(tickets=5)[1] for _ in range(8)]
+    assert cordee.stop() == 0
+    barrier = threading.Barrier(len(tokens))
+    answers = []
+
+    def desk(token):
+        barrier.wait()
+        answers.append(troquet.checkin(token, timeout=20).json())
+
+    threads = [threading.Thread(target=desk, args=(t,)) for t in tokens]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(a["reason_code"] for a in answers)
+    assert codes.count("provisional") == 1, codes
+    assert codes.count("home_unreachable") == 7, codes
