@@ -343,8 +343,8 @@ static const char home_record_sql[] =
     "   (member_id, delta, reason, visit_id, actor)"
     "   select id, -1, 'visit', $1, 'host:' || $2 from debit)"
     " insert into home_visits (visit_id, host, member_id, jti, decision,"
-    " reason_code, request_hash, response, rate_cents, currency)"
-    " values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    " reason_code, request_hash, response, rate_cents, currency, ticket_per_unit)"
+    " values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12)";
 
 /*
  * Decides in the transaction the caller began; commits it when commit is
@@ -459,15 +459,27 @@ home_decide_txn(struct node *node, PGconn *conn, const struct home_request *req,
 	}
 	snprintf(rate, sizeof(rate), "%d", req->rate_cents);
 	{
-		const char *p11[11] = { req->visit_id, req->host, PQgetvalue(m, 0, HM_ID),
-		    claims->jti, a.admitted ? "admit" : "refuse", a.reason_code, hash,
-		    *ret_body, req->rate_cents >= 0 ? rate : NULL, req->currency,
-		    debit ? "t" : "f" };
+		struct terms t;
+		const char *p12[12];
 
+		/* The terms of the visit, frozen with it (schema/016). */
+		terms_from_row(node_config(node), m, 0, HM_TERMS, &t);
+		p12[0] = req->visit_id;
+		p12[1] = req->host;
+		p12[2] = PQgetvalue(m, 0, HM_ID);
+		p12[3] = claims->jti;
+		p12[4] = a.admitted ? "admit" : "refuse";
+		p12[5] = a.reason_code;
+		p12[6] = hash;
+		p12[7] = *ret_body;
+		p12[8] = req->rate_cents >= 0 ? rate : NULL;
+		p12[9] = req->currency;
+		p12[10] = debit ? "t" : "f";
+		p12[11] = t.ticket_per_unit ? "t" : "f";
 		/* A concurrent decision's record (above) is no failure of ours. */
 		db_expect(SQLSTATE_UNIQUE_VIOLATION);
-		r = commit ? db_exec_commit(conn, home_record_sql, 11, p11) :
-		    db_exec(conn, home_record_sql, 11, p11);
+		r = commit ? db_exec_commit(conn, home_record_sql, 12, p12) :
+		    db_exec(conn, home_record_sql, 12, p12);
 		db_expect(NULL);
 		if (r < 0) {
 			r = strcmp(db_last_sqlstate(), SQLSTATE_UNIQUE_VIOLATION) == 0 ?
@@ -602,7 +614,7 @@ home_complete_visit(struct node *node, PGconn *conn, const char *host,
 	    " checked_in_at = $6"
 	    " from cur, members m where v.visit_id = cur.visit_id"
 	    " and cur.checked_out_at is null and m.id = v.member_id"
-	    " returning v.member_id, m.plan", 6, params);
+	    " returning v.member_id, m.plan, v.ticket_per_unit", 6, params);
 	if (res == NULL)
 		goto out;
 	if (PQntuples(res) == 0) {
@@ -643,7 +655,10 @@ home_complete_visit(struct node *node, PGconn *conn, const char *host,
 	if (units > 1 && strcmp(PQgetvalue(res, 0, 1), "tickets") == 0) {
 		struct terms t;
 
-		if (terms_get(cfg, conn, host, &t) < 0) {
+		/* Frozen at the decision; read from the terms for older visits. */
+		if (!PQgetisnull(res, 0, 2))
+			t.ticket_per_unit = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+		else if (terms_get(cfg, conn, host, &t) < 0) {
 			PQclear(res);
 			goto out;
 		}

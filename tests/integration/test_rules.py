@@ -272,3 +272,34 @@ def test_one_ticket_per_unit_when_the_terms_say_so(federation):
     assert r.status == 200 and r.json()["units"] == 2, r
     wait_until(lambda: cordee.balance(member) == (3, 3), timeout=20,
                what="the second unit's ticket")
+
+
+def test_ticket_per_unit_is_frozen_with_the_visit(federation):
+    """The terms in force when a visit was admitted say what its units cost,
+    as its rate: a change made while it is open rewrites nothing."""
+    f = federation()
+    troquet, cordee = f["troquet"], f["cordee"]
+    cordee.cli_ok("peer", "terms", "troquet", "--ticket-per-unit", "yes")
+    member, token = cordee.member_with_pass(tickets=5)
+    a = visit(troquet, token)
+    assert a["decision"] == "admit", a
+    cordee.cli_ok("peer", "terms", "troquet", "--ticket-per-unit", "no")
+    troquet.query("update host_visits set checked_in_at = now() - interval '6 hours'"
+                  " where visit_id = %s returning 1", a["visit_id"])
+    r = troquet.checkout(a["visit_id"])
+    assert r.status == 200 and r.json()["units"] == 2, r
+    wait_until(lambda: cordee.balance(member) == (3, 3), timeout=20,
+               what="the second unit's ticket, under the terms of the visit")
+
+    # And the other way round: admitted under "no", checked out under "yes".
+    b = visit(troquet, token)
+    assert b["decision"] == "admit", b
+    cordee.cli_ok("peer", "terms", "troquet", "--ticket-per-unit", "yes")
+    troquet.query("update host_visits set checked_in_at = now() - interval '6 hours'"
+                  " where visit_id = %s returning 1", b["visit_id"])
+    assert troquet.checkout(b["visit_id"]).json()["units"] == 2
+    wait_until(lambda: cordee.query_one("select checked_out_at is not null from"
+                                        " home_visits where visit_id = %s",
+                                        b["visit_id"]) == (True,),
+               timeout=20, what="the check-out at home")
+    assert cordee.balance(member) == (2, 2)
