@@ -82,7 +82,7 @@ def test_open_endpoints(shared):
     r = troquet.get("/healthz")
     assert r.status == 200, r
     assert r.json() == {"status": "ok", "space": "troquet", "directory_serial": 1,
-                        "database": "ok"}
+                        "directory": "ok", "database": "ok"}
     r = troquet.get("/metrics")
     assert r.status == 200 and b"passerelle_directory_serial 1" in r.body, r
     r = troquet.get("/nothing")
