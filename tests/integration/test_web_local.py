@@ -48,3 +48,113 @@ def test_member_link_secret_is_never_logged(shared):
     assert marker in text
     assert secret not in text, [l for l in text.splitlines() if secret in l]
     assert "/p/(link)/(other)" in text
+
+
+# --------------------------------------------------------------------------
+# Sign-in behind a TLS proxy ([local] trusted_proxy)
+
+PASSWORD = "a long enough password"
+
+
+def staff_with_password(node, role="manager"):
+    name = unique(f"{role} ")
+    node.cli_ok("staff", "add", name, "--role", role)
+    pw = node.dir / unique("password-")
+    pw.write_text(PASSWORD + "\n")
+    node.cli_ok("staff", "passwd", name, "--password-file", pw)
+    pw.unlink()
+    return name
+
+
+def signin(node, name, password=PASSWORD, **headers):
+    return node.api("POST", "/api/v1/signin", {"name": name, "password": password},
+                    headers={k.replace("_", "-"): v for k, v in headers.items()})
+
+
+def failures(node, scope, key):
+    row = node.query_one("select failures from web_signin_failures"
+                         " where scope = %s and key = %s", scope, key)
+    return row[0] if row else 0
+
+
+@pytest.fixture(scope="module")
+def proxied(module_federation):
+    """troquet behind a proxy on 127.0.0.1 (the tests play the proxy)."""
+    fed = module_federation(config={"troquet": {"local": {"trusted_proxy": "127.0.0.1"}}})
+    return fed["troquet"]
+
+
+def test_behind_the_proxy_failures_count_for_the_forwarded_address(proxied):
+    """Ten failures by one client through the proxy no longer slow down a
+    colleague's sign-in through the same proxy."""
+    node = proxied
+    name = staff_with_password(node)
+    for _ in range(12):
+        r = signin(node, unique("nobody "), "wrong", X_Forwarded_For="10.0.0.1")
+        assert r.status in (401, 429), r
+    assert failures(node, "address", "10.0.0.1") >= 11
+    assert failures(node, "address", "127.0.0.1") == 0
+    assert signin(node, unique("nobody "), "wrong",
+                  X_Forwarded_For="10.0.0.1").status == 429
+    r = signin(node, name, X_Forwarded_For="10.0.0.2")
+    assert r.status == 200, r
+    assert node.query_one("select remote from web_sessions order by created_at desc"
+                          " limit 1")[0] == "10.0.0.2"
+
+
+def test_behind_the_proxy_only_the_last_forwarded_entry_counts(proxied):
+    node = proxied
+    # The entries before the last are the client's own words.
+    signin(node, unique("nobody "), "wrong", X_Forwarded_For="10.9.9.9, 10.0.0.3")
+    assert failures(node, "address", "10.0.0.3") == 1
+    assert failures(node, "address", "10.9.9.9") == 0
+    # An address is counted in one spelling, however the proxy writes it.
+    signin(node, unique("nobody "), "wrong", X_Forwarded_For="10.0.0.3 ,2001:DB8:0::1")
+    assert failures(node, "address", "2001:db8::1") == 1
+    # Not a bare address: the proxy's own is counted.
+    for bad in ("10.0.0.4:5555", "unknown", "", "10.0.0.4,", "10.0.0.300"):
+        signin(node, unique("nobody "), "wrong", X_Forwarded_For=bad)
+    assert failures(node, "address", "127.0.0.1") == 5
+    # A sign-in clears the address's count, and the account's.
+    name = staff_with_password(node)
+    signin(node, name, "wrong", X_Forwarded_For="10.0.0.5")
+    assert failures(node, "address", "10.0.0.5") == 1
+    assert failures(node, "account", name) == 1
+    assert signin(node, name, X_Forwarded_For="10.0.0.5").status == 200
+    assert failures(node, "address", "10.0.0.5") == 0
+    assert failures(node, "account", name) == 0
+    assert signin(node, name).status == 200
+    assert failures(node, "address", "127.0.0.1") == 0
+
+
+def test_behind_the_proxy_https_makes_the_cookie_secure(proxied):
+    node = proxied
+    name = staff_with_password(node)
+    r = signin(node, name, X_Forwarded_Proto="https")
+    assert r.status == 200, r
+    cookie = r.headers["set-cookie"]
+    assert "; Secure" in cookie and "HttpOnly" in cookie, cookie
+    r2 = node.api("POST", "/api/v1/signout",
+                  headers={"Cookie": cookie.split(";")[0], "X-CSRF-Token": r.json()["csrf"],
+                           "X-Forwarded-Proto": "https"})
+    assert r2.status == 200 and "; Secure" in r2.headers["set-cookie"], r2
+    for proto in ("http", "https, http", "httpsx"):
+        r = signin(node, name, X_Forwarded_Proto=proto)
+        assert r.status == 200 and "Secure" not in r.headers["set-cookie"], (proto, r)
+
+
+def test_forwarded_headers_from_anyone_else_are_ignored(shared):
+    """Without trusted_proxy, a client cannot choose the address its
+    failures count for, nor a Secure cookie; and a sign-in clears the
+    address's count (which every sign-in through a proxy shares)."""
+    troquet = shared["troquet"]
+    name = staff_with_password(troquet)
+    before = failures(troquet, "address", "127.0.0.1")
+    r = signin(troquet, unique("nobody "), "wrong", X_Forwarded_For="10.0.0.7")
+    assert r.status == 401, r
+    assert failures(troquet, "address", "10.0.0.7") == 0
+    assert failures(troquet, "address", "127.0.0.1") == before + 1
+    r = signin(troquet, name, X_Forwarded_For="10.0.0.7", X_Forwarded_Proto="https")
+    assert r.status == 200, r
+    assert "Secure" not in r.headers["set-cookie"], r.headers["set-cookie"]
+    assert failures(troquet, "address", "127.0.0.1") == 0
