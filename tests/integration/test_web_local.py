@@ -158,3 +158,38 @@ def test_forwarded_headers_from_anyone_else_are_ignored(shared):
     assert r.status == 200, r
     assert "Secure" not in r.headers["set-cookie"], r.headers["set-cookie"]
     assert failures(troquet, "address", "127.0.0.1") == 0
+
+
+# --------------------------------------------------------------------------
+# CSV exports
+
+def csv_rows(node, path):
+    import csv
+    import io
+    r = node.get(path, token=node.staff_token("manager"))
+    assert r.status == 200, r
+    return list(csv.reader(io.StringIO(r.body.decode(), newline="")))
+
+
+@pytest.mark.parametrize("full_name", ["-1+cmd|' /C calc'!A0", "+33 6 12 34 56 78",
+                                       "@SUM(A1)", "=1+1", "-Dupont"])
+def test_csv_cells_that_look_like_formulas_are_neutralised(shared, full_name):
+    troquet, cordee = shared["troquet"], shared["cordee"]
+    # The API, not the command line, which would read "-1..." as an option.
+    r = cordee.api("POST", "/api/v1/members",
+                   {"full_name": full_name, "display_name": "Formula F.", "tickets": 2},
+                   token=cordee.staff_token("manager"))
+    assert r.status in (200, 201), r
+    token = cordee.issue_pass(r.json())
+    a = troquet.checkin(token).json()
+    assert a["decision"] == "admit", a
+    assert troquet.checkout(a["visit_id"]).status == 200
+    rows = csv_rows(cordee, "/api/v1/visit-history.csv?side=home")
+    head, row = rows[0], next(r for r in rows if r[0] == a["visit_id"])
+    cells = dict(zip(head, row))
+    assert cells["full_name"] == "'" + full_name, cells
+    # Numbers stay numbers.
+    assert cells["units"] == "1" and cells["unpaid_units"].lstrip("-").isdigit(), cells
+    assert cells["rate_cents"].isdigit(), cells
+    rows = csv_rows(troquet, "/api/v1/statement.csv")
+    assert all(c.lstrip("-").isdigit() for r in rows[1:] for c in r[4:]), rows
