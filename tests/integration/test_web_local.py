@@ -193,3 +193,36 @@ def test_csv_cells_that_look_like_formulas_are_neutralised(shared, full_name):
     assert cells["rate_cents"].isdigit(), cells
     rows = csv_rows(troquet, "/api/v1/statement.csv")
     assert all(c.lstrip("-").isdigit() for r in rows[1:] for c in r[4:]), rows
+
+
+# --------------------------------------------------------------------------
+# The plan form
+
+def plan_audits(node, member_id):
+    return [r[0] for r in node.query("select detail from audit where action = 'member.plan'"
+                                      " and subject = %s order by id", str(member_id))]
+
+
+def test_a_cap_with_a_ticket_plan_is_refused_and_the_audit_says_what_was_stored(shared):
+    cordee = shared["cordee"]
+    token = cordee.staff_token("manager")
+    m = cordee.add_member(tickets=2)
+    path = f"/api/v1/members/{m['pseudonym']}/plan"
+    r = cordee.api("POST", path, {"plan": "tickets", "roam_cap": 3}, token=token)
+    assert r.status == 400 and r.json()["error"] == "bad_request", r
+    assert "monthly" in r.json()["detail"] and "cap" in r.json()["detail"], r.json()
+    assert plan_audits(cordee, m["id"]) == []
+    r = cordee.api("POST", path, {"plan": "tickets", "roam_cap": None}, token=token)
+    assert r.status == 200 and "roam_cap" not in r.json(), r
+    r = cordee.api("POST", path, {"plan": "monthly", "valid_until": "2099-12-31",
+                                  "roam_cap": 3}, token=token)
+    assert r.status == 200 and r.json()["roam_cap"] == 3, r
+    today = cordee.query_one("select valid_from::text from members where id = %s",
+                             m["id"])[0]
+    r = cordee.api("POST", path, {"plan": "tickets", "valid_from": "2099-01-01",
+                                  "valid_until": "2099-12-31"}, token=token)
+    assert r.status == 200, r
+    assert plan_audits(cordee, m["id"]) == [
+        "tickets", f"monthly {today}..2099-12-31 cap 3", "tickets"]
+    rc, out, err = cordee.cli("member", "plan", m["pseudonym"], "--tickets", "--cap", "3")
+    assert rc != 0 and "no monthly cap" in err, (rc, out, err)
