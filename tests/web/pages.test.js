@@ -86,3 +86,13 @@ test('no next value sends the browser to another site', async () => {
 	assert.equal(await afterSignIn('/manage/members\n'), '/desk');
 	assert.equal(await afterSignIn('/manage/ members'), '/desk');
 });
+
+test('a second scan of a member already in says so without naming the wrong place', () => {
+	for (const [lang, here, checkOut] of [['en', /\bhere\b/, /check out/i],
+		['fr', /\bici\b/, /départ/]]) {
+		const strings = JSON.parse(fs.readFileSync(path.join(WWW, 'i18n', lang + '.json'), 'utf8'));
+		const s = strings['reason.already_checked_in'];
+		assert.match(s, here, `${lang}: ${s}`);
+		assert.match(s, checkOut, `${lang}: ${s}`);
+	}
+});
