@@ -8,7 +8,9 @@
  * reported as FILE:LINE and parsing goes on, so that `config check` shows all
  * of them at once.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <limits.h>
 #include <stddef.h>
@@ -87,6 +89,10 @@ static const struct config_option config_options[] = {
 
 	STR("local", "listen", local_listen, "127.0.0.1:7080",
 	    "Address and port of the local face (front desk API, health)."),
+	STR("local", "trusted_proxy", local_trusted_proxy, "",
+	    "IP address of the TLS reverse proxy in front of the local face; its"
+	    " X-Forwarded-For and X-Forwarded-Proto are believed, nobody else's."
+	    " Empty: none."),
 
 	PATH("pass", "key", pass_key, "pass.key", "The pass-signing private key (Ed25519)."),
 	STR("pass", "kid", pass_kid, NULL,
@@ -365,6 +371,14 @@ config_load(const char *path, FILE *errors, struct config **ret)
 		if (!ok)
 			config_error(&p, 0, "[node] space_id '%s': use 1 to 63 of a-z, 0-9 and -",
 			    cfg->space_id);
+	}
+	if (cfg->local_trusted_proxy != NULL && cfg->local_trusted_proxy[0] != '\0') {
+		unsigned char addr[sizeof(struct in6_addr)];
+
+		if (inet_pton(AF_INET, cfg->local_trusted_proxy, addr) != 1 &&
+		    inet_pton(AF_INET6, cfg->local_trusted_proxy, addr) != 1)
+			config_error(&p, 0, "[local] trusted_proxy '%s': use one IP address"
+			    " (such as 127.0.0.1), without a port", cfg->local_trusted_proxy);
 	}
 	if (cfg->terms_currency != NULL && (strlen(cfg->terms_currency) != 3 ||
 	    strspn(cfg->terms_currency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3))

@@ -40,6 +40,7 @@ struct config {
 
 	/* [local] */
 	char *local_listen;
+	char *local_trusted_proxy;	/* an IP address; empty: none */
 
 	/* [pass] */
 	char *pass_key;

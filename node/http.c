@@ -413,6 +413,8 @@ http_job_free(struct http_job *job)
 	free(job->accept_language);
 	free(job->req_content_type);
 	free(job->if_none_match);
+	free(job->forwarded_for);
+	free(job->forwarded_proto);
 	for (int i = 0; i < job->resp_nheaders; i++)
 		free(job->resp_headers[i].value);
 	free(job->resp_body);
@@ -574,6 +576,23 @@ http_header_dup(struct evkeyvalq *in, const char *name)
 	return v != NULL ? strdup(v) : NULL;
 }
 
+/*
+ * The last header called name, or NULL: a proxy appends its own
+ * X-Forwarded-For after whatever the client sent, as a last entry or as a
+ * last header line, and only that one is the proxy's word.
+ */
+static char *
+http_header_dup_last(struct evkeyvalq *in, const char *name)
+{
+	const char *v = NULL;
+	struct evkeyval *h;
+
+	TAILQ_FOREACH(h, in, next)
+		if (strcasecmp(h->key, name) == 0)
+			v = h->value;
+	return v != NULL ? strdup(v) : NULL;
+}
+
 /* Reads the client's certificate from the TLS connection under req. */
 static void
 http_job_peer(struct http_job *job, struct evhttp_request *req)
@@ -708,6 +727,8 @@ http_request_cb(struct evhttp_request *req, void *arg)
 	job->accept_language = http_header_dup(in, "Accept-Language");
 	job->req_content_type = http_header_dup(in, "Content-Type");
 	job->if_none_match = http_header_dup(in, "If-None-Match");
+	job->forwarded_for = http_header_dup_last(in, "X-Forwarded-For");
+	job->forwarded_proto = http_header_dup_last(in, "X-Forwarded-Proto");
 	job->tls = face->o.ssl_ctx != NULL;
 	v = evhttp_find_header(in, "Passerelle-Directory-Serial");
 	if (v != NULL)

@@ -48,6 +48,8 @@ struct http_job {
 	char *accept_language;		/* Accept-Language header or NULL */
 	char *req_content_type;		/* Content-Type header or NULL */
 	char *if_none_match;		/* If-None-Match header or NULL */
+	char *forwarded_for;		/* X-Forwarded-For (the last one) or NULL */
+	char *forwarded_proto;		/* X-Forwarded-Proto (the last one) or NULL */
 	bool tls;			/* it came over TLS */
 	char remote[64];
 	bool has_peer_cert;		/* TLS faces: the client's certificate */

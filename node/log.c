@@ -41,6 +41,44 @@ log_level_parse(const char *name, enum log_level *ret)
 	return -EINVAL;
 }
 
+/*
+ * Appends s to out (holding n bytes), with \n, \r, \t and \xNN for the
+ * bytes below 0x20 and 0x7f; stops short rather than cut an escape in two.
+ * Returns the new length.
+ */
+static size_t
+log_escape(char *out, size_t len, size_t n, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+		char esc[5];
+		size_t k;
+
+		if (*p >= 0x20 && *p != 0x7f) {
+			esc[0] = (char)*p;
+			k = 1;
+		} else if (*p == '\n') {
+			memcpy(esc, "\\n", 2);
+			k = 2;
+		} else if (*p == '\r') {
+			memcpy(esc, "\\r", 2);
+			k = 2;
+		} else if (*p == '\t') {
+			memcpy(esc, "\\t", 2);
+			k = 2;
+		} else {
+			snprintf(esc, sizeof(esc), "\\x%02x", *p);
+			k = 4;
+		}
+		if (n + k >= len)
+			break;
+		memcpy(out + n, esc, k);
+		n += k;
+	}
+	if (n < len)
+		out[n] = '\0';
+	return n;
+}
+
 static void
 log_vwrite(enum log_level level, int errnum, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
@@ -49,7 +87,7 @@ static void
 log_vwrite(enum log_level level, int errnum, const char *fmt, va_list ap)
 {
 	static const char *const labels[] = { "error", "warn", "info", "debug" };
-	char line[2048];
+	char line[2048], text[2048];
 	struct timespec ts;
 	struct tm tm;
 	size_t n;
@@ -61,11 +99,13 @@ log_vwrite(enum log_level level, int errnum, const char *fmt, va_list ap)
 	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
 	n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ %s %s: ",
 	    ts.tv_nsec / 1000000, log_tag, labels[level]);
-	if (n < sizeof(line)) {
-		int w = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
-		if (w > 0)
-			n += (size_t)w;
-	}
+	/*
+	 * A message is one line: control bytes in it (a sign-in name, a
+	 * path, a peer's text) are escaped, so that nothing a client sends
+	 * can forge a line of its own.
+	 */
+	vsnprintf(text, sizeof(text), fmt, ap);
+	n = log_escape(line, sizeof(line) - 1, n, text);	/* room for '\n' */
 	if (errnum != 0 && n < sizeof(line))
 		n += (size_t)snprintf(line + n, sizeof(line) - n, ": %s",
 		    strerror(errnum));

@@ -483,6 +483,12 @@ member_set_plan(PGconn *conn, const char *ref, const char *plan,
 		snprintf(err, errlen, "a monthly plan needs the day it ends (YYYY-MM-DD)");
 		return -EINVAL;
 	}
+	/* Said, not dropped: the manager would believe the cap was set. */
+	if (strcmp(plan, "tickets") == 0 && roam_cap >= 0) {
+		snprintf(err, errlen, "a ticket book has no monthly cap: give roam_cap"
+		    " (--cap) only with a monthly plan");
+		return -EINVAL;
+	}
 	r = member_begin_locked(conn, ref, id, sizeof(id), err, errlen);
 	if (r < 0)
 		return r;
@@ -496,13 +502,21 @@ member_set_plan(PGconn *conn, const char *ref, const char *plan,
 		PGresult *res = db_query(conn, "update members set plan = $2,"
 		    " valid_from = $3::date, valid_until = $4::date, roam_cap = $5::int"
 		    " where id = $1 and ($3::date is null or $3::date <= $4::date)"
-		    " returning id", 5, params);
+		    " returning coalesce(valid_from::text, ''), coalesce(valid_until::text, ''),"
+		    "  coalesce(roam_cap::text, 'none')", 5, params);
 
 		if (res == NULL) {
 			r = member_date_error(err, errlen, "dates must be YYYY-MM-DD (or today)");
 		} else if (PQntuples(res) != 1) {
 			snprintf(err, errlen, "the plan must start on or before the day it ends");
 			r = -EINVAL;
+		} else if (monthly) {
+			/* The audit says what was stored ("today" as a date). */
+			snprintf(detail, sizeof(detail), "monthly %s..%s cap %s",
+			    PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+		} else {
+			/* A ticket book keeps no dates and no cap. */
+			snprintf(detail, sizeof(detail), "tickets");
 		}
 		PQclear(res);
 		if (r < 0) {
@@ -510,9 +524,6 @@ member_set_plan(PGconn *conn, const char *ref, const char *plan,
 			return r;
 		}
 	}
-	snprintf(detail, sizeof(detail), "%s %s..%s cap %s", plan,
-	    valid_from != NULL ? valid_from : "", valid_until != NULL ? valid_until : "",
-	    roam_cap >= 0 ? cap : "none");
 	return member_commit_show(conn, actor, "member.plan", id, detail, ret, err,
 	    errlen);
 }

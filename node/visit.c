@@ -117,8 +117,17 @@ visit_read_answer(struct node *node, const char *body, const char *home,
 	decision = cJSON_IsString(v) ? v->valuestring : "";
 	d->home_admitted = strcmp(decision, "admit") == 0;
 	v = cJSON_GetObjectItemCaseSensitive(o, "reason_code");
-	if (cJSON_IsString(v))
+	if (cJSON_IsString(v)) {
+		/* Shown at the desk and exported to CSV: a code, never a text. */
+		size_t n = strlen(v->valuestring);
+
+		if (n < 1 || n > 32 || strspn(v->valuestring,
+		    "abcdefghijklmnopqrstuvwxyz_") != n) {
+			visit_refuse(d, "home_error", "The home space sent an unreadable answer.");
+			goto out;
+		}
 		util_strlcpy(d->reason_code, v->valuestring, sizeof(d->reason_code));
+	}
 	v = cJSON_GetObjectItemCaseSensitive(o, "reason");
 	if (cJSON_IsString(v))
 		util_strlcpy(d->reason, v->valuestring, sizeof(d->reason));

@@ -172,7 +172,7 @@ web_link_secret_valid(const char *s, size_t n)
 	return true;
 }
 
-/* /p/SECRET, /p/SECRET/pass.json, /p/SECRET/qr.svg */
+/* /p/SECRET (or /p/SECRET/), /p/SECRET/pass.json, /p/SECRET/qr.svg */
 static void
 web_member_link(struct http_job *job, struct worker *w, const char *rest)
 {
@@ -184,36 +184,53 @@ web_member_link(struct http_job *job, struct worker *w, const char *rest)
 	PGconn *conn;
 	PGresult *res;
 	cJSON *o;
-	bool qr;
+	bool page, qr, json;
 
 	if (!web_link_secret_valid(rest, n)) {
 		http_reply_error(job, 404, "not_found", "no such link");
 		return;
 	}
-	if (slash == NULL) {
-		/* The page itself; it asks for pass.json. */
+	/* rest and slash point into job->path, which is replaced just below. */
+	memcpy(secret, rest, n);
+	secret[n] = '\0';
+	util_sha256_hex(secret, n, hash);
+	sodium_memzero(secret, sizeof(secret));
+	page = slash == NULL || strcmp(slash, "/") == 0;
+	qr = slash != NULL && strcmp(slash, "/qr.svg") == 0;
+	json = slash != NULL && strcmp(slash, "/pass.json") == 0;
+	/*
+	 * The secret is the member's credential: no log line shows it, so
+	 * the path is redacted before any reply, a 404 for a suffix we do not
+	 * serve included.  A failed reply (no memory) must not log it either.
+	 */
+	{
+		char *redacted = util_aprintf("/p/(link)%s", page ? "" : qr ? "/qr.svg" :
+		    json ? "/pass.json" : "/(other)");
+
+		if (redacted == NULL) {
+			http_reply_error(job, 503, "unavailable", "out of memory");
+			return;
+		}
+		free(job->path);
+		job->path = redacted;
+	}
+	if (job->method != HTTP_GET) {
+		http_reply_error(job, 404, "not_found", "no endpoint %s", job->path);
+		return;
+	}
+	if (page) {
+		/*
+		 * The page itself (with the trailing slash a mail client or a
+		 * hand may add); it asks for pass.json.
+		 */
 		http_reply_header(job, "X-Robots-Tag", "noindex");
 		web_serve_file(job, "card.html", 200);
 		return;
 	}
-	if (strcmp(slash, "/pass.json") != 0 && strcmp(slash, "/qr.svg") != 0) {
+	if (!qr && !json) {
 		http_reply_error(job, 404, "not_found", "no such link");
 		return;
 	}
-	qr = strcmp(slash, "/qr.svg") == 0;
-	memcpy(secret, rest, n);
-	secret[n] = '\0';
-	/* The secret is the member's credential: no log line shows it. */
-	{
-		char *redacted = util_aprintf("/p/(link)/%s", qr ? "qr.svg" : "pass.json");
-
-		if (redacted != NULL) {
-			free(job->path);
-			job->path = redacted;
-		}
-	}
-	util_sha256_hex(secret, n, hash);
-	sodium_memzero(secret, sizeof(secret));
 	conn = server_worker_db(w);
 	if (conn == NULL) {
 		http_reply_error(job, 503, "unavailable", "the node's database is down");
@@ -283,6 +300,11 @@ web_handle(struct http_job *job, struct worker *w)
 {
 	const char *p = job->path;
 
+	/* Before anything can log the path: it may hold a link's secret. */
+	if (strncmp(p, "/p/", 3) == 0) {
+		web_member_link(job, w, p + 3);
+		return;
+	}
 	if (job->method != HTTP_GET) {
 		http_reply_error(job, 404, "not_found", "no endpoint %s", p);
 		return;
@@ -312,10 +334,6 @@ web_handle(struct http_job *job, struct worker *w)
 	}
 	if (strcmp(p, "/favicon.ico") == 0) {
 		web_serve(job, web_asset_find("icon.svg"), 200, true);
-		return;
-	}
-	if (strncmp(p, "/p/", 3) == 0) {
-		web_member_link(job, w, p + 3);
 		return;
 	}
 	http_reply_error(job, 404, "not_found", "no endpoint %s", p);

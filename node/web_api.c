@@ -670,15 +670,18 @@ web_buf_printf(struct web_buf *b, const char *fmt, ...)
 }
 
 /*
- * One CSV field (RFC 4180), quoted when needed; a text a spreadsheet would
- * take for a formula gets a leading apostrophe.
+ * One CSV text field (RFC 4180), quoted when needed.  A text a spreadsheet
+ * could take for a formula (its first character is = + - @, a tab or a
+ * carriage return) gets a leading apostrophe: some of these texts come from
+ * a peer (a pseudonym, a reason code), and "-1+cmd|..." is a formula too.
+ * Numbers go through web_buf_csv_number, which is why no exception for a
+ * leading minus is needed here.
  */
 static void
 web_buf_csv(struct web_buf *b, const char *s, bool last)
 {
 	bool quote = strpbrk(s, ",\"\r\n") != NULL;
-	bool formula = s[0] == '=' || s[0] == '+' || s[0] == '@' ||
-	    (s[0] == '-' && !isdigit((unsigned char)s[1]));
+	bool formula = s[0] != '\0' && strchr("=+-@\t\r", s[0]) != NULL;
 
 	if (quote || formula) {
 		web_buf_printf(b, "\"%s", formula ? "'" : "");
@@ -689,6 +692,24 @@ web_buf_csv(struct web_buf *b, const char *s, bool last)
 		web_buf_printf(b, "%s", s);
 	}
 	web_buf_printf(b, last ? "\r\n" : ",");
+}
+
+/*
+ * One CSV number field: an integer column as PostgreSQL writes it (or
+ * empty for NULL), as it is, so that a negative amount stays a number.
+ * Anything else is not a number and goes through the text path.
+ */
+static void
+web_buf_csv_number(struct web_buf *b, const char *s, bool last)
+{
+	const char *digits = s[0] == '-' ? s + 1 : s;
+
+	if (s[0] != '\0' && (digits[0] == '\0' ||
+	    strspn(digits, "0123456789") != strlen(digits))) {
+		web_buf_csv(b, s, last);
+		return;
+	}
+	web_buf_printf(b, "%s%s", s, last ? "\r\n" : ",");
 }
 
 static void
@@ -729,11 +750,15 @@ web_api_history(struct web_ctx *c, bool csv)
 		    "checked_out_at,units,rate_cents,currency%s\r\n", home ? "host" : "home",
 		    home ? "decision" : "status", home ? ",full_name,unpaid_units" : "");
 		for (int i = 0; i < PQntuples(res); i++) {
+			/* Columns 7 and 8 (units, rate_cents) are numbers. */
 			for (int k = 0; k < 10; k++)
-				web_buf_csv(&b, PQgetvalue(res, i, k), !home && k == 9);
+				if (k == 7 || k == 8)
+					web_buf_csv_number(&b, PQgetvalue(res, i, k), false);
+				else
+					web_buf_csv(&b, PQgetvalue(res, i, k), !home && k == 9);
 			if (home) {
 				web_buf_csv(&b, PQgetvalue(res, i, 11), false);
-				web_buf_csv(&b, PQgetvalue(res, i, 12), true);
+				web_buf_csv_number(&b, PQgetvalue(res, i, 12), true);
 			}
 		}
 		PQclear(res);
@@ -904,8 +929,12 @@ web_api_statement(struct web_ctx *c, bool csv)
 		for (int i = 0; i < PQntuples(res); i++) {
 			web_buf_csv(&b, month, false);
 			web_buf_csv(&b, node_space_id(c->w->node), false);
+			/* peer and currency are text; the six counts are numbers. */
 			for (int k = 0; k < 8; k++)
-				web_buf_csv(&b, PQgetvalue(res, i, k), false);
+				if (k < 2)
+					web_buf_csv(&b, PQgetvalue(res, i, k), false);
+				else
+					web_buf_csv_number(&b, PQgetvalue(res, i, k), false);
 			web_buf_printf(&b, "%lld\r\n", atoll(PQgetvalue(res, i, 4)) -
 			    atoll(PQgetvalue(res, i, 7)));
 		}

@@ -3,22 +3,28 @@
  * cookies, the CSRF token, and the slowing down of failed sign-ins.
  *
  * A session is a random 256-bit value in an HttpOnly, SameSite=Strict
- * cookie (Secure when the face speaks TLS); the database keeps only its
- * SHA-256, with its expiry and a CSRF token.  The page reads the CSRF token
- * from GET /api/v1/session and sends it in X-CSRF-Token with every change:
- * a request authenticated by its cookie that changes anything and lacks it
- * is refused.  Requests with a bearer token (scripts) carry no cookie and
+ * cookie (Secure when the client speaks TLS: to the face itself, or to
+ * the trusted proxy in front of it, [local] trusted_proxy); the database
+ * keeps only its SHA-256, with its expiry and a CSRF token.  The page reads
+ * the CSRF token from GET /api/v1/session and sends it in X-CSRF-Token with
+ * every change: a request authenticated by its cookie that changes anything
+ * and lacks it is refused.  Requests with a bearer token (scripts) carry no cookie and
  * need no CSRF token.  Sign-in itself only takes a JSON body, which no
  * cross-site form can send.
  *
  * Failed sign-ins are counted per account and per client address in the
  * database (several processes of one space share it): past a few, each
  * failure doubles the wait before the next attempt, answered 429 with
- * Retry-After, and each is logged and audited.
+ * Retry-After, and each is logged and audited.  A sign-in clears both
+ * counts.  Behind the trusted proxy, the client's address is the one the
+ * proxy reports, not the proxy's own.
  *
  * Not here: bearer tokens (staff.c), what a role may do (api.c, web_api.c).
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +32,7 @@
 
 #include <sodium.h>
 
+#include "config.h"
 #include "db.h"
 #include "log.h"
 #include "util.h"
@@ -79,25 +86,113 @@ web_session_hash(const char *value, char out[65])
 	util_sha256_hex(value, strlen(value), out);
 }
 
-/* The client's address without its port ("127.0.0.1:5432" -> "127.0.0.1"). */
+/* An IP address, as inet_pton reads it. */
+struct web_session_ip {
+	int family;
+	unsigned char bytes[sizeof(struct in6_addr)];
+};
+
+/* Reads the n bytes at s as an IPv4 or IPv6 address: 0, or -EINVAL. */
+static int
+web_session_ip_parse(const char *s, size_t n, struct web_session_ip *ret)
+{
+	char text[INET6_ADDRSTRLEN];
+
+	if (n == 0 || n >= sizeof(text))
+		return -EINVAL;
+	memcpy(text, s, n);
+	text[n] = '\0';
+	if (inet_pton(AF_INET, text, ret->bytes) == 1)
+		ret->family = AF_INET;
+	else if (inet_pton(AF_INET6, text, ret->bytes) == 1)
+		ret->family = AF_INET6;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static bool
+web_session_ip_equal(const struct web_session_ip *a, const struct web_session_ip *b)
+{
+	return a->family == b->family && memcmp(a->bytes, b->bytes,
+	    a->family == AF_INET ? sizeof(struct in_addr) : sizeof(struct in6_addr)) == 0;
+}
+
+/*
+ * The last entry of an X-Forwarded-For value, written canonically in out:
+ * 0, or -EINVAL when it is not a bare IP address.  The last entry is the
+ * one the proxy appended; those before it are whatever the client sent.
+ */
+static int
+web_session_forwarded_for(const char *value, char *out, size_t len)
+{
+	const char *start = strrchr(value, ',');
+	const char *end = value + strlen(value);
+	struct web_session_ip ip;
+
+	start = start != NULL ? start + 1 : value;
+	while (*start == ' ' || *start == '\t')
+		start++;
+	while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	if (web_session_ip_parse(start, (size_t)(end - start), &ip) < 0 ||
+	    inet_ntop(ip.family, ip.bytes, out, (socklen_t)len) == NULL)
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * The client's address without its port ("127.0.0.1:5432" -> "127.0.0.1"),
+ * and whether it reached us over HTTPS.  Behind the proxy named by [local]
+ * trusted_proxy, the TCP peer is the proxy: the client is the last entry
+ * of X-Forwarded-For (a malformed one leaves the proxy's address, so that
+ * failures are still counted somewhere), and X-Forwarded-Proto: https says
+ * that the client spoke TLS to it.  From any other peer these headers are
+ * the client's own words and are ignored.
+ */
 static void
-web_session_address(const struct http_job *job, char *out, size_t len)
+web_session_client(const struct http_job *job, const struct config *cfg, char *out,
+    size_t len, bool *ret_https)
 {
 	const char *colon = strrchr(job->remote, ':');
 	size_t n = colon != NULL ? (size_t)(colon - job->remote) : strlen(job->remote);
+	struct web_session_ip peer, proxy;
+	bool trusted;
 
 	snprintf(out, len, "%.*s", (int)n, job->remote);
+	*ret_https = job->tls;
+	trusted = cfg->local_trusted_proxy != NULL && cfg->local_trusted_proxy[0] != '\0' &&
+	    web_session_ip_parse(cfg->local_trusted_proxy, strlen(cfg->local_trusted_proxy),
+	    &proxy) == 0 && web_session_ip_parse(job->remote, n, &peer) == 0 &&
+	    web_session_ip_equal(&peer, &proxy);
+	if (!trusted)
+		return;
+	if (job->forwarded_for != NULL) {
+		char client[INET6_ADDRSTRLEN];
+
+		if (web_session_forwarded_for(job->forwarded_for, client, sizeof(client)) == 0)
+			snprintf(out, len, "%s", client);
+	}
+	if (job->forwarded_proto != NULL) {
+		const char *p = job->forwarded_proto + strspn(job->forwarded_proto, " \t");
+		size_t plen = strcspn(p, " \t");
+
+		/* Exactly "https", spaces aside: a list is not one proxy's word. */
+		if (plen == 5 && strncasecmp(p, "https", 5) == 0 &&
+		    p[plen + strspn(p + plen, " \t")] == '\0')
+			*ret_https = true;
+	}
 }
 
 static void
 web_session_set_cookie(struct http_job *job, const char *space, const char *value,
-    int max_age)
+    int max_age, bool secure)
 {
 	char name[96], cookie[256];
 
 	web_session_cookie_name(space, name, sizeof(name));
 	snprintf(cookie, sizeof(cookie), "%s=%s; Path=/; Max-Age=%d; HttpOnly;"
-	    " SameSite=Strict%s", name, value, max_age, job->tls ? "; Secure" : "");
+	    " SameSite=Strict%s", name, value, max_age, secure ? "; Secure" : "");
 	http_reply_header(job, "Set-Cookie", cookie);
 }
 
@@ -250,6 +345,7 @@ web_session_signin(struct http_job *job, struct worker *w, PGconn *conn)
 	long long id;
 	cJSON *req = NULL, *o;
 	PGresult *res;
+	bool https;
 	int r, wait;
 
 	if (job->method != HTTP_POST) {
@@ -272,7 +368,7 @@ web_session_signin(struct http_job *job, struct worker *w, PGconn *conn)
 		    "expected {\"name\": ACCOUNT, \"password\": PASSWORD}");
 		goto out;
 	}
-	web_session_address(job, address, sizeof(address));
+	web_session_client(job, node_config(w->node), address, sizeof(address), &https);
 	util_strlcpy(account, name, sizeof(account));
 
 	wait = web_session_wait(conn, account, address);
@@ -312,12 +408,16 @@ web_session_signin(struct http_job *job, struct worker *w, PGconn *conn)
 		goto out;
 	}
 
-	/* Signed in: the account's count starts again. */
+	/*
+	 * Signed in: the account's count and the address's start again, so
+	 * that staff behind one proxy or one NAT do not inherit the waits of
+	 * each other's typing mistakes.
+	 */
 	{
-		const char *params[1] = { account };
+		const char *params[2] = { account, address };
 
-		db_exec(conn, "delete from web_signin_failures where scope = 'account'"
-		    " and key = $1", 1, params);
+		db_exec(conn, "delete from web_signin_failures where (scope = 'account'"
+		    " and key = $1) or (scope = 'address' and key = $2)", 2, params);
 		db_exec(conn, "delete from web_sessions where expires_at < now()", 0, NULL);
 	}
 	util_random_token(value, 32);
@@ -341,7 +441,7 @@ web_session_signin(struct http_job *job, struct worker *w, PGconn *conn)
 	snprintf(actor, sizeof(actor), "staff:%s", sname);
 	web_session_audit(conn, actor, "web.signin", sname, address);
 	log_info("signed in: '%s' (%s) from %s", sname, staff_role_name(role), address);
-	web_session_set_cookie(job, space, value, WEB_SESSION_LIFETIME);
+	web_session_set_cookie(job, space, value, WEB_SESSION_LIFETIME, https);
 	o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "name", sname);
 	cJSON_AddStringToObject(o, "role", staff_role_name(role));
@@ -365,10 +465,12 @@ void
 web_session_signout(struct web_ctx *c)
 {
 	const char *space = node_space_id(c->w->node);
-	char name[96], value[WEB_COOKIE_VALUE_LEN + 8], hash[65];
+	char name[96], value[WEB_COOKIE_VALUE_LEN + 8], hash[65], address[64];
 	const char *params[1] = { hash };
 	cJSON *o;
+	bool https;
 
+	web_session_client(c->job, node_config(c->w->node), address, sizeof(address), &https);
 	web_session_cookie_name(space, name, sizeof(name));
 	if (c->job->cookie != NULL &&
 	    web_session_cookie_get(c->job->cookie, name, value, sizeof(value)) == 0) {
@@ -380,7 +482,7 @@ web_session_signout(struct web_ctx *c)
 		}
 		web_session_audit(c->conn, c->actor, "web.signout", c->name, NULL);
 	}
-	web_session_set_cookie(c->job, space, "", 0);
+	web_session_set_cookie(c->job, space, "", 0, https);
 	o = cJSON_CreateObject();
 	cJSON_AddBoolToObject(o, "signed_out", true);
 	http_reply_json(c->job, 200, o);

@@ -149,7 +149,9 @@
 				body.valid_from = f.valid_from.value;
 			if (f.valid_until.value)
 				body.valid_until = f.valid_until.value;
-			body.roam_cap = f.roam_cap.value === '' ? null : parseInt(f.roam_cap.value, 10);
+			/* A ticket book has no cap: the node refuses one rather than drop it. */
+			if (f.plan.value === 'monthly')
+				body.roam_cap = f.roam_cap.value === '' ? null : parseInt(f.roam_cap.value, 10);
 			const r = await api('POST', `/api/v1/members/${ref()}/plan`, body);
 			await changed(r, t('members.plan_changed'));
 		});

@@ -8,10 +8,24 @@
 (() => {
 	const { t, api } = PS;
 
-	/* Only a path of this site: never an open redirect. */
+	/*
+	 * Only a page of this site: never an open redirect.  The URL parser
+	 * that location.assign uses drops tabs and line feeds and reads "\"
+	 * as "/", so "/\t/evil.example" would leave the site: any control
+	 * character or space is refused outright, and what remains must parse,
+	 * against this origin, to this origin.
+	 */
 	function nextPage() {
 		const next = new URLSearchParams(location.search).get('next') || '';
-		return /^\/[^/\\]/.test(next) ? next : '/desk';
+		if (!next.startsWith('/') || /[\u0000-\u0020\u007f-\u009f\s]/.test(next))
+			return '/desk';
+		let u;
+		try {
+			u = new URL(next, location.origin);
+		} catch (e) {
+			return '/desk';
+		}
+		return u.origin === location.origin ? u.pathname + u.search + u.hash : '/desk';
 	}
 
 	PS.start({

@@ -184,6 +184,21 @@ def test_home_that_refuses_is_believed(rig):
     check_refused(troquet, token, "suspended")
 
 
+@pytest.mark.parametrize("code", ["=1+cmd|' /C calc'!A0", "-1", "Suspended",
+                                  "no tickets", "x" * 33, ""])
+def test_reason_code_that_is_not_a_code_is_a_malformed_answer(rig, code):
+    """The reason code is shown at the desk and exported to CSV: a code
+    that is not [a-z_]{1,32} is an unreadable answer, even signed."""
+    f, troquet, cordee, member, token, serve = rig
+
+    def refuse(path, req):
+        return 200, {"visit_id": req["visit_id"], "decision": "refuse",
+                     "reason_code": code, "reason": "Refused.",
+                     "receipt": receipt_for(f, req, decision="refuse", reason_code=code)}
+    serve(refuse)
+    check_refused(troquet, token, "home_error")
+
+
 def test_impostor_with_a_federation_certificate_is_not_asked(rig):
     """A node with a certificate from the federation CA that names cordee,
     but not the key the directory pins: troquet will not talk to it."""

@@ -236,7 +236,7 @@ def local_routes(s):
         (b"POST", b"/api/v1/members/" + ref + b"/topup", {"tickets": 1}),
         (b"POST", b"/api/v1/members/" + ref + b"/passes", None),
         (b"GET", b"/api/v1/members/" + ref + b"/passes", None),
-        (b"POST", b"/api/v1/members/" + ref + b"/plan", {"plan": "tickets", "roam_cap": 3}),
+        (b"POST", b"/api/v1/members/" + ref + b"/plan", {"plan": "tickets", "roam_cap": None}),
         (b"POST", b"/api/v1/members/" + ref + b"/status", {"status": "active"}),
         (b"POST", b"/api/v1/members/" + ref + b"/revoke", None),
         (b"GET", b"/api/v1/passes/" + jti, None),

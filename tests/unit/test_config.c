@@ -63,6 +63,7 @@ test_defaults(void)
 	CHECK(cfg->peer_timeout_ms == 3000, "peer timeout 3 s = %lld ms",
 	    (long long)cfg->peer_timeout_ms);
 	CHECK(cfg->max_body == 65536 && cfg->max_json_depth == 16, "limits");
+	CHECK_STR(cfg->local_trusted_proxy, "", "no trusted proxy by default");
 	config_free(cfg);
 }
 
@@ -139,6 +140,21 @@ test_errors(void)
 	r = load("[node]\nspace_id = ok-space\nlog_level = loud\n[pass]\nkid = k\n", &cfg,
 	    errs, sizeof(errs));
 	CHECK(r < 0 && strstr(errs, "log_level 'loud'") != NULL, "bad log level refused");
+
+	r = load("[node]\nspace_id = s\n[pass]\nkid = k\n[local]\ntrusted_proxy = ::1\n",
+	    &cfg, errs, sizeof(errs));
+	CHECK(r == 0 && strcmp(cfg->local_trusted_proxy, "::1") == 0,
+	    "an IPv6 trusted proxy loads (%s)", errs);
+	config_free(cfg);
+	cfg = NULL;
+	r = load("[node]\nspace_id = s\n[pass]\nkid = k\n[local]\n"
+	    "trusted_proxy = 127.0.0.1:443\n", &cfg, errs, sizeof(errs));
+	CHECK(r < 0 && strstr(errs, "trusted_proxy '127.0.0.1:443': use one IP address") != NULL,
+	    "a trusted proxy with a port is refused (%s)", errs);
+	r = load("[node]\nspace_id = s\n[pass]\nkid = k\n[local]\n"
+	    "trusted_proxy = proxy.lan\n", &cfg, errs, sizeof(errs));
+	CHECK(r < 0 && strstr(errs, "trusted_proxy 'proxy.lan'") != NULL,
+	    "a trusted proxy by name is refused (%s)", errs);
 
 	/* Found by tests/fuzz: seconds times 1000 overflowed before the range check. */
 	r = load("[node]\nspace_id = s\n[pass]\nkid = k\n[visit]\n"
