@@ -21,15 +21,36 @@
 #include "home.h"
 
 /*
- * Answers 403 unless the caller is a space of the current directory; a
- * refused caller keeps no connection.  Either way, a caller holding a newer
+ * The directory in force has expired: every caller is refused (503).  One
+ * that the expired directory lists and pins, holding a newer directory,
+ * is where the refresher fetches it (peer_call allows that fetch).
+ */
+static void
+fed_refuse_expired(struct http_job *job, struct node *node)
+{
+	struct node_directory *old = node_directory_current(node);
+	const struct directory_space *sp = old != NULL ?
+	    directory_find_space(old->dir, job->peer_space) : NULL;
+
+	http_reply_error(job, 503, "directory_expired",
+	    "this node's directory (serial %lld) has expired: it trusts no space"
+	    " until it has a new one", (long long)node_directory_serial(node));
+	if (sp != NULL && directory_space_pinned(sp, job->peer_spki_sha256))
+		node_directory_hint(node, job->peer_space, job->peer_directory_serial);
+	node_directory_put(node, old);
+	job->close_connection = true;
+}
+
+/*
+ * Answers 403 unless the caller is a space of the current directory (503
+ * when it has expired); a refused caller keeps no connection.  Either way, a caller holding a newer
  * directory makes us fetch it.  Thread-safe: the loop threads call it too.
  */
 static bool
 fed_admit(struct http_job *job, struct node *node)
 {
 	struct node_directory *nd;
-	const struct directory_space *space = NULL;
+	const struct directory_space *space;
 	bool ok = false;
 
 	if (!job->has_peer_cert || job->peer_space[0] == '\0') {
@@ -40,13 +61,12 @@ fed_admit(struct http_job *job, struct node *node)
 		return false;
 	}
 	nd = node_directory_get(node);
-	if (nd != NULL)
-		space = directory_find_space(nd->dir, job->peer_space);
-	if (nd == NULL)
-		http_reply_error(job, 503, "directory_expired",
-		    "this node's directory (serial %lld) has expired: it trusts no"
-		    " space until it has a new one", (long long)node_directory_serial(node));
-	else if (space == NULL)
+	if (nd == NULL) {
+		fed_refuse_expired(job, node);
+		return false;
+	}
+	space = directory_find_space(nd->dir, job->peer_space);
+	if (space == NULL)
 		http_reply_error(job, 403, "unknown_space",
 		    "space '%s' is not in the directory (serial %lld)", job->peer_space,
 		    (long long)directory_serial(nd->dir));
