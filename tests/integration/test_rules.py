@@ -258,6 +258,14 @@ def test_terms_changed_after_a_visit_keep_its_rate(federation):
                              " where visit_id = %s", b["visit_id"]) == (1500,)
 
 
+def check_out_two_units_later(host, visit_id):
+    """Checks a visit out as if six hours had passed: two half-day units."""
+    host.query("update host_visits set checked_in_at = now() - interval '6 hours'"
+               " where visit_id = %s returning 1", visit_id)
+    r = host.checkout(visit_id)
+    assert r.status == 200 and r.json()["units"] == 2, r
+
+
 def test_one_ticket_per_unit_when_the_terms_say_so(federation):
     f = federation()
     troquet, cordee = f["troquet"], f["cordee"]
@@ -266,10 +274,7 @@ def test_one_ticket_per_unit_when_the_terms_say_so(federation):
     a = visit(troquet, token)
     assert a["decision"] == "admit", a
     # Six hours later: two units, so one more ticket.
-    troquet.query("update host_visits set checked_in_at = now() - interval '6 hours'"
-                  " where visit_id = %s returning 1", a["visit_id"])
-    r = troquet.checkout(a["visit_id"])
-    assert r.status == 200 and r.json()["units"] == 2, r
+    check_out_two_units_later(troquet, a["visit_id"])
     wait_until(lambda: cordee.balance(member) == (3, 3), timeout=20,
                what="the second unit's ticket")
 
@@ -284,10 +289,7 @@ def test_ticket_per_unit_is_frozen_with_the_visit(federation):
     a = visit(troquet, token)
     assert a["decision"] == "admit", a
     cordee.cli_ok("peer", "terms", "troquet", "--ticket-per-unit", "no")
-    troquet.query("update host_visits set checked_in_at = now() - interval '6 hours'"
-                  " where visit_id = %s returning 1", a["visit_id"])
-    r = troquet.checkout(a["visit_id"])
-    assert r.status == 200 and r.json()["units"] == 2, r
+    check_out_two_units_later(troquet, a["visit_id"])
     wait_until(lambda: cordee.balance(member) == (3, 3), timeout=20,
                what="the second unit's ticket, under the terms of the visit")
 
@@ -295,9 +297,7 @@ def test_ticket_per_unit_is_frozen_with_the_visit(federation):
     b = visit(troquet, token)
     assert b["decision"] == "admit", b
     cordee.cli_ok("peer", "terms", "troquet", "--ticket-per-unit", "yes")
-    troquet.query("update host_visits set checked_in_at = now() - interval '6 hours'"
-                  " where visit_id = %s returning 1", b["visit_id"])
-    assert troquet.checkout(b["visit_id"]).json()["units"] == 2
+    check_out_two_units_later(troquet, b["visit_id"])
     wait_until(lambda: cordee.query_one("select checked_out_at is not null from"
                                         " home_visits where visit_id = %s",
                                         b["visit_id"]) == (True,),
