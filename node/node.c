@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -51,6 +52,7 @@ struct node {
 	char conninfo[1024];
 	bool embedded;
 	bool started_embedded;
+	int claim_fd;		/* serve's lock on the embedded cluster, or -1 */
 };
 
 static void
@@ -317,6 +319,34 @@ node_directory_from_db(struct node *node, PGconn *conn, char *err, size_t errlen
 	return 0;
 }
 
+static const char *
+node_pg_bin_dir(const struct config *cfg)
+{
+	return cfg->pg_bin_dir[0] != '\0' ? cfg->pg_bin_dir : NULL;
+}
+
+int
+node_embedded_revive(struct node *node, char *err, size_t errlen)
+{
+	bool started = false;
+	char *pg_dir;
+	int r;
+
+	if (node->claim_fd < 0)
+		return 0;
+	pg_dir = util_path_join(node->cfg->data_dir, "pg");
+	if (pg_dir == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	r = pgembed_revive(pg_dir, node_pg_bin_dir(node->cfg),
+	    node->cfg->pg_user, &started, err, errlen);
+	free(pg_dir);
+	if (r < 0)
+		return r;
+	return started ? 1 : 0;
+}
+
 int
 node_open(struct node **ret, struct config *cfg, int flags, char *err, size_t errlen)
 {
@@ -331,6 +361,7 @@ node_open(struct node **ret, struct config *cfg, int flags, char *err, size_t er
 	if (node == NULL)
 		return -ENOMEM;
 	node->cfg = cfg;
+	node->claim_fd = -1;
 	pthread_mutex_init(&node->dir_lock, NULL);
 	pthread_mutex_init(&node->key_lock, NULL);
 	pthread_mutex_init(&node->hint_lock, NULL);
@@ -370,10 +401,20 @@ node_open(struct node **ret, struct config *cfg, int flags, char *err, size_t er
 				r = -ENOMEM;
 				goto fail;
 			}
-			r = pgembed_ensure(pg_dir,
-			    cfg->pg_bin_dir[0] != '\0' ? cfg->pg_bin_dir : NULL,
-			    cfg->pg_user, node->conninfo, sizeof(node->conninfo),
-			    &node->started_embedded, err, errlen);
+			/*
+			 * The claim comes first: a command that started the
+			 * server and ends while we start sees it, and leaves
+			 * the server to us (see pgembed_stop).
+			 */
+			r = 0;
+			if (flags & NODE_SERVE)
+				r = pgembed_claim(pg_dir, node_pg_bin_dir(cfg),
+				    cfg->pg_user, &node->claim_fd, err, errlen);
+			if (r == 0)
+				r = pgembed_ensure(pg_dir, node_pg_bin_dir(cfg),
+				    cfg->pg_user, node->conninfo,
+				    sizeof(node->conninfo), &node->started_embedded,
+				    err, errlen);
 			free(pg_dir);
 			if (r < 0)
 				goto fail;
@@ -400,7 +441,7 @@ node_open(struct node **ret, struct config *cfg, int flags, char *err, size_t er
 	*ret = node;
 	return 0;
 fail:
-	node->cfg = NULL; /* the caller still owns it */
+	/* The caller still owns cfg; node_close only reads it. */
 	node_close(node);
 	return r;
 }
@@ -410,16 +451,23 @@ node_close(struct node *node)
 {
 	if (node == NULL)
 		return;
-	if (node->started_embedded) {
+	/*
+	 * A serve stops the server whoever started it (a serve killed before
+	 * leaves it running for the next one); a command only the server it
+	 * started, and not while a serve claims it.
+	 */
+	if (node->claim_fd >= 0 || node->started_embedded) {
 		char *pg_dir = util_path_join(node->cfg->data_dir, "pg");
 
 		if (pg_dir != NULL) {
-			if (pgembed_stop(pg_dir, node->cfg->pg_bin_dir[0] != '\0' ?
-			    node->cfg->pg_bin_dir : NULL, node->cfg->pg_user) < 0)
+			if (pgembed_stop(pg_dir, node_pg_bin_dir(node->cfg),
+			    node->cfg->pg_user, node->claim_fd < 0) < 0)
 				log_warnx("could not stop the embedded PostgreSQL");
 			free(pg_dir);
 		}
 	}
+	if (node->claim_fd >= 0)
+		close(node->claim_fd);	/* after the stop: lets go of the claim */
 	if (node->dir != NULL && --node->dir->refs == 0)
 		node_directory_free(node->dir);
 	pthread_mutex_destroy(&node->dir_lock);

@@ -27,13 +27,29 @@ enum node_open_flags {
 					   with NODE_NEED_DIRECTORY the newest saved
 					   directory wins (needs NODE_MIGRATE) */
 	NODE_MIGRATE = 1 << 3,		/* apply pending migrations first */
+	NODE_SERVE = 1 << 4,		/* `passerelle serve`: with the embedded
+					   PostgreSQL, claim it for the life of
+					   the process (one serve per data_dir)
+					   and stop it at close */
 };
 
 /* Opens a node from its configuration; err gets a one-line reason. */
 int node_open(struct node **ret, struct config *cfg, int flags, char *err, size_t errlen);
 
-/* Closes it; stops the embedded PostgreSQL if this process started it. */
+/*
+ * Closes it.  The embedded PostgreSQL is stopped by a serve (NODE_SERVE)
+ * whoever started it, and by a command that started it only when no serve
+ * claims it meanwhile.
+ */
 void node_close(struct node *node);
+
+/*
+ * For a serve on the embedded PostgreSQL: starts the server again if it is
+ * not running (killed, or stopped behind the node's back).  Returns 1 when
+ * it did, 0 when it was running or the node has no embedded server, or a
+ * negative code with err.
+ */
+int node_embedded_revive(struct node *node, char *err, size_t errlen);
 
 const struct config *node_config(const struct node *node);
 const char *node_space_id(const struct node *node);

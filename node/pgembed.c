@@ -7,7 +7,10 @@
  *	pg_dir/data			the cluster (PGDATA), made by initdb
  *	pg_dir/run			the unix socket; no TCP listener at all
  *	pg_dir/log/postgresql.log	the server's log
- *	pg_dir/.lock			flock()ed while creating or starting
+ *	pg_dir/.lock			flock()ed while creating, starting or
+ *					stopping
+ *	pg_dir/serve.lock		locked by `passerelle serve` for its
+ *					whole life (pgembed_claim)
  *
  * This file only runs the stock PostgreSQL programs (initdb, pg_ctl) and
  * creates the node's database in the cluster; it neither tunes the server
@@ -62,6 +65,9 @@ struct pgembed {
 	char log_dir[PATH_MAX];
 	char log_file[PATH_MAX];
 	char lock_file[PATH_MAX];
+	char claim_file[PATH_MAX];
+	char pid_file[PATH_MAX];	/* data/postmaster.pid */
+	char socket_lock[PATH_MAX];	/* run/.s.PGSQL.5432.lock */
 	char pg_version[PATH_MAX];	/* data/PG_VERSION: the cluster exists */
 	char pg_ctl[PATH_MAX];
 	char initdb[PATH_MAX];
@@ -454,6 +460,12 @@ pgembed_set_paths(struct pgembed *pe, const char *pg_dir, char *err,
 	    "log/postgresql.log") < 0 ||
 	    pgembed_join(pe->lock_file, sizeof(pe->lock_file), pe->dir,
 	    ".lock") < 0 ||
+	    pgembed_join(pe->claim_file, sizeof(pe->claim_file), pe->dir,
+	    "serve.lock") < 0 ||
+	    pgembed_join(pe->pid_file, sizeof(pe->pid_file), pe->dir,
+	    "data/postmaster.pid") < 0 ||
+	    pgembed_join(pe->socket_lock, sizeof(pe->socket_lock), pe->dir,
+	    "run/.s.PGSQL." PGEMBED_PORT ".lock") < 0 ||
 	    pgembed_join(pe->pg_version, sizeof(pe->pg_version), pe->dir,
 	    "data/PG_VERSION") < 0)
 		goto too_long;
@@ -884,6 +896,102 @@ pgembed_running(const struct pgembed *pe)
 	    status == 0;
 }
 
+/* ---- Stale lock files ------------------------------------------------- */
+
+/* The PID on the first line of a server's lock file; 0 when there is none. */
+static pid_t
+pgembed_read_pid(const char *path)
+{
+	char buf[64], *end;
+	ssize_t n;
+	long pid;
+	int fd;
+
+	/* O_NOFOLLOW: as root, never read a file the server's user links to. */
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	errno = 0;
+	pid = strtol(buf, &end, 10);
+	if (errno != 0 || end == buf || (*end != '\n' && *end != '\0') ||
+	    pid <= 0 || pid > INT_MAX)
+		return 0;
+	return (pid_t)pid;
+}
+
+/* The name of a process's program (/proc/PID/comm), or "" when gone. */
+static void
+pgembed_proc_name(pid_t pid, char *out, size_t outlen)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	out[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%ld/comm", (long)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, out, outlen - 1);
+	close(fd);
+	if (n <= 0)
+		n = 0;
+	out[n] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+}
+
+/*
+ * The server's lock files (data/postmaster.pid, and the socket's) name the
+ * PID that wrote them.  After a crash and a reboot that PID may belong to
+ * another program of the server's user (on Debian the system cluster's
+ * processes run as postgres too): pg_ctl then says the server runs, and the
+ * server refuses to start, for as long as that process lives.  A postmaster
+ * works in its data directory from before it writes the file, so a live PID
+ * whose working directory is another one is not this cluster's server, and
+ * its file is stale: it is removed (under the .lock, so no start of ours
+ * races with it).  A PID that is gone, or that is another user's, the
+ * server ignores by itself; a process that may not be inspected is judged
+ * by its name, and one named postgres is left alone.
+ */
+static int
+pgembed_clear_stale(const struct pgembed *pe, const char *path, char *err,
+    size_t errlen)
+{
+	struct stat data_st, cwd_st;
+	char proc[64], name[64];
+	pid_t pid;
+	int r;
+
+	pid = pgembed_read_pid(path);
+	if (pid == 0 || kill(pid, 0) < 0 || stat(pe->data, &data_st) < 0)
+		return 0;
+	pgembed_proc_name(pid, name, sizeof(name));
+	snprintf(proc, sizeof(proc), "/proc/%ld/cwd", (long)pid);
+	if (stat(proc, &cwd_st) == 0) {
+		if (cwd_st.st_dev == data_st.st_dev &&
+		    cwd_st.st_ino == data_st.st_ino)
+			return 0;	/* this cluster's server */
+	} else if (errno == ENOENT || errno == ESRCH || name[0] == '\0' ||
+	    strcmp(name, "postgres") == 0 || strcmp(name, "postmaster") == 0) {
+		return 0;
+	}
+	log_warnx("%s names PID %ld (%s), which is not this cluster's server: "
+	    "removing the stale file", path, (long)pid, name);
+	if (unlink(path) < 0 && errno != ENOENT) {
+		r = -errno;
+		snprintf(err, errlen, "stale %s (PID %ld is %s, not this "
+		    "cluster's server) cannot be removed: %s; remove it and "
+		    "retry", path, (long)pid, name, strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
 /* ---- The cluster ------------------------------------------------------ */
 
 static int
@@ -1061,6 +1169,11 @@ pgembed_ensure(const char *pg_dir, const char *bin_dir, const char *run_as,
 		if (r < 0)
 			goto out;
 	}
+	r = pgembed_clear_stale(pe, pe->pid_file, err, errlen);
+	if (r == 0)
+		r = pgembed_clear_stale(pe, pe->socket_lock, err, errlen);
+	if (r < 0)
+		goto out;
 	if (!pgembed_running(pe)) {
 		r = pgembed_start(pe, err, errlen);
 		if (r < 0)
@@ -1086,15 +1199,114 @@ out:
 	 * server it was not told about.
 	 */
 	if (r < 0 && started)
-		pgembed_stop(pg_dir, bin_dir, run_as);
+		pgembed_stop(pg_dir, bin_dir, run_as, false);
 	return r;
 }
 
+/*
+ * The claim of `passerelle serve` is a POSIX record lock (fcntl), not a
+ * flock: F_GETLK lets a command see whether a serve holds it, and which,
+ * without taking it, so that a command's look can never make a serve that
+ * starts at that instant believe another one runs.  Such a lock is the
+ * process's, released by the kernel when it ends however it ends, and also
+ * when the process closes any descriptor of the file: the serve's process
+ * never opens serve.lock but here.
+ */
+static pid_t
+pgembed_claim_holder(int fd)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+	if (fcntl(fd, F_GETLK, &fl) < 0 || fl.l_type == F_UNLCK)
+		return 0;
+	return fl.l_pid > 0 ? fl.l_pid : -1;
+}
+
 int
-pgembed_stop(const char *pg_dir, const char *bin_dir, const char *run_as)
+pgembed_claim(const char *pg_dir, const char *bin_dir, const char *run_as,
+    int *ret_fd, char *err, size_t errlen)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	struct pgembed *pe = NULL;
+	char pid[32];
+	pid_t holder;
+	int fd = -1, r, n;
+
+	r = pgembed_new(pg_dir, bin_dir, run_as, &pe, err, errlen);
+	if (r < 0)
+		return r;
+	r = pgembed_make_dirs(pe, err, errlen);
+	if (r < 0)
+		goto out;
+	fd = open(pe->claim_file, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    0644);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot open %s: %s", pe->claim_file,
+		    strerror(-r));
+		goto out;
+	}
+	while (fcntl(fd, F_SETLK, &fl) < 0) {
+		if (errno == EINTR)
+			continue;
+		r = -errno;
+		if (r == -EAGAIN || r == -EACCES) {
+			holder = pgembed_claim_holder(fd);
+			if (holder > 0)
+				snprintf(err, errlen, "another passerelle serve "
+				    "(pid %ld) is using %s; one serve per "
+				    "data_dir", (long)holder, pe->dir);
+			else
+				snprintf(err, errlen, "another passerelle serve "
+				    "is using %s (%s is locked); one serve per "
+				    "data_dir", pe->dir, pe->claim_file);
+			r = -EBUSY;
+		} else {
+			snprintf(err, errlen, "cannot lock %s: %s",
+			    pe->claim_file, strerror(-r));
+		}
+		goto out;
+	}
+	/* For the operator's eyes only: the lock is what counts. */
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || write(fd, pid, (size_t)n) != n)
+		log_warn("%s", pe->claim_file);
+	*ret_fd = fd;
+	fd = -1;
+	r = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	pgembed_free(pe);
+	return r;
+}
+
+/*
+ * Whether a serve holds the claim on the cluster; unsure (a file that
+ * cannot be read) counts as held, since then leaving the server running
+ * is the harmless mistake.
+ */
+static pid_t
+pgembed_claimed(const struct pgembed *pe)
+{
+	pid_t holder;
+	int fd;
+
+	fd = open(pe->claim_file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	holder = pgembed_claim_holder(fd);
+	close(fd);
+	return holder;
+}
+
+int
+pgembed_stop(const char *pg_dir, const char *bin_dir, const char *run_as,
+    bool unless_claimed)
 {
 	struct pgembed *pe = NULL;
 	char err[1024];
+	pid_t holder;
 	int r;
 
 	r = pgembed_new(pg_dir, bin_dir, run_as, &pe, err, sizeof(err));
@@ -1105,6 +1317,21 @@ pgembed_stop(const char *pg_dir, const char *bin_dir, const char *run_as)
 	r = pgembed_lock(pe, err, sizeof(err));
 	if (r < 0)
 		goto out;
+	/*
+	 * Under the .lock: a serve that claims the cluster from now on waits
+	 * for it in pgembed_ensure, then finds the server stopped and starts
+	 * it again; one that claimed it before is seen here.
+	 */
+	if (unless_claimed && (holder = pgembed_claimed(pe)) != 0) {
+		if (holder > 0)
+			log_info("leaving the embedded PostgreSQL in %s running "
+			    "for passerelle serve (pid %ld)", pe->dir,
+			    (long)holder);
+		else
+			log_info("leaving the embedded PostgreSQL in %s running "
+			    "(%s cannot be read)", pe->dir, pe->claim_file);
+		goto out;
+	}
 	if (pgembed_running(pe)) {
 		const char *const argv[] = { pe->pg_ctl, "-D", pe->data,
 			"-m", "fast", "-w", "-t", PGEMBED_START_TIMEOUT, "stop",
@@ -1120,4 +1347,36 @@ out:
 		log_warnx("embedded PostgreSQL: %s", err);
 	pgembed_free(pe);
 	return r;
+}
+
+int
+pgembed_revive(const char *pg_dir, const char *bin_dir, const char *run_as,
+    bool *ret_started, char *err, size_t errlen)
+{
+	struct pgembed *pe = NULL;
+	char conninfo[1024];
+	struct stat data_st, cwd_st;
+	char proc[64];
+	pid_t pid;
+	int r;
+
+	*ret_started = false;
+	r = pgembed_new(pg_dir, bin_dir, run_as, &pe, err, errlen);
+	if (r < 0)
+		return r;
+	/*
+	 * The cheap look, without the .lock nor a program: the postmaster
+	 * named in postmaster.pid lives, in this data directory.
+	 */
+	pid = pgembed_read_pid(pe->pid_file);
+	snprintf(proc, sizeof(proc), "/proc/%ld/cwd", (long)pid);
+	if (pid > 0 && stat(pe->data, &data_st) == 0 &&
+	    stat(proc, &cwd_st) == 0 && cwd_st.st_dev == data_st.st_dev &&
+	    cwd_st.st_ino == data_st.st_ino) {
+		pgembed_free(pe);
+		return 0;
+	}
+	pgembed_free(pe);
+	return pgembed_ensure(pg_dir, bin_dir, run_as, conninfo,
+	    sizeof(conninfo), ret_started, err, errlen);
 }

@@ -26,7 +26,32 @@
 int pgembed_ensure(const char *pg_dir, const char *bin_dir, const char *run_as,
     char *ret_conninfo, size_t len, bool *ret_started, char *err, size_t errlen);
 
-/* Stops the cluster (fast shutdown) if it runs. */
-int pgembed_stop(const char *pg_dir, const char *bin_dir, const char *run_as);
+/*
+ * For `passerelle serve`: claims the cluster for the life of the process
+ * (a lock on pg_dir/serve.lock, which the kernel releases when the process
+ * ends, however it ends).  *ret_fd is the lock's descriptor: closing it
+ * lets go.  -EBUSY, with the other's PID in err, when another process (a
+ * serve on the same data_dir) holds the claim.  The serve claims before
+ * pgembed_ensure, so that a command running meanwhile sees the claim when
+ * it ends and leaves the server running.
+ */
+int pgembed_claim(const char *pg_dir, const char *bin_dir, const char *run_as,
+    int *ret_fd, char *err, size_t errlen);
+
+/*
+ * Stops the cluster (fast shutdown) if it runs.  With unless_claimed (a
+ * command that started the server for itself), leaves it running when a
+ * serve holds the claim; never pass it from the process that holds it.
+ */
+int pgembed_stop(const char *pg_dir, const char *bin_dir, const char *run_as,
+    bool unless_claimed);
+
+/*
+ * For the serve that holds the claim: when the server is not running (it
+ * was killed, or stopped behind the node's back), starts it again and sets
+ * *ret_started.  Cheap when it runs: a look at postmaster.pid and /proc.
+ */
+int pgembed_revive(const char *pg_dir, const char *bin_dir, const char *run_as,
+    bool *ret_started, char *err, size_t errlen);
 
 #endif

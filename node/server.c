@@ -226,6 +226,7 @@ courier_main(void *arg)
  */
 /* Seconds between two polls that hints of the same serial may cause. */
 #define REFRESHER_HINT_INTERVAL 30
+#define REFRESHER_REVIVE_INTERVAL 5	/* seconds between looks at the embedded server */
 /* Seconds between two polls of the coordinator's URLs while the directory is expired. */
 #define REFRESHER_EXPIRED_INTERVAL 60
 
@@ -307,6 +308,7 @@ refresher_main(void *arg)
 	const struct config *cfg = node_config(rf->node);
 	struct worker w = { .node = rf->node };
 	int64_t next_poll = 0, last_warned = 0, last_hinted = 0, hinted_serial = 0;
+	int64_t next_revive = util_now() + REFRESHER_REVIVE_INTERVAL;
 	bool expired = false;
 
 	if (peer_client_new(&w.pc, rf->node) < 0)
@@ -319,6 +321,23 @@ refresher_main(void *arg)
 
 		if (atomic_load(&rf->stop))
 			break;
+		/*
+		 * The embedded PostgreSQL is this serve's to keep running: one
+		 * killed (OOM, an operator) is started again, and the workers
+		 * reconnect by themselves.
+		 */
+		if (util_now() >= next_revive) {
+			char err[512];
+			int r = node_embedded_revive(rf->node, err, sizeof(err));
+
+			if (r < 0)
+				log_warnx("the embedded PostgreSQL is not running "
+				    "and cannot be started: %s", err);
+			else if (r == 1)
+				log_warnx("the embedded PostgreSQL was not running:"
+				    " started it again");
+			next_revive = util_now() + REFRESHER_REVIVE_INTERVAL;
+		}
 		if (server_worker_db(&w) == NULL)
 			continue;
 		/*
@@ -432,7 +451,8 @@ server_run(struct config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 
 	if (node_open(&node, cfg, NODE_NEED_DIRECTORY | NODE_NEED_PASS_KEY |
-	    NODE_NEED_DATABASE | NODE_MIGRATE, err, sizeof(err)) < 0) {
+	    NODE_NEED_DATABASE | NODE_MIGRATE | NODE_SERVE, err,
+	    sizeof(err)) < 0) {
 		log_warnx("cannot start: %s", err);
 		return 1;
 	}

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +71,60 @@ check_root_errors(const char *tmp)
  * Two nodes starting on the same new directory at once: both succeed, one
  * creates and starts the cluster, the other finds it running.
  */
+/*
+ * A serve's claim (held here by a child): a second claim is refused with
+ * the holder's PID, and a command's stop leaves the server running.
+ */
+static void
+check_claim(const char *pg_dir, const char *conninfo)
+{
+	char err[512], pidstr[32];
+	int fds[2], status, fd = -1, r;
+	PGconn *conn = NULL;
+	pid_t pid;
+	char c = 0;
+
+	if (pipe(fds) < 0)
+		return;
+	pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		r = pgembed_claim(pg_dir, NULL, NULL, &fd, err, sizeof(err));
+		c = r == 0 ? 'y' : 'n';
+		if (write(fds[1], &c, 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(fds[1]);
+	CHECK(pid > 0 && read(fds[0], &c, 1) == 1 && c == 'y',
+	    "the child claims the cluster");
+	close(fds[0]);
+	r = pgembed_claim(pg_dir, NULL, NULL, &fd, err, sizeof(err));
+	snprintf(pidstr, sizeof(pidstr), "(pid %ld)", (long)pid);
+	CHECK(r == -EBUSY && strstr(err, pidstr) != NULL,
+	    "a second claim is refused naming the holder: %s",
+	    r == 0 ? "accepted" : err);
+	if (r == 0)
+		close(fd);
+	CHECK(pgembed_stop(pg_dir, NULL, NULL, true) == 0,
+	    "a command's stop under a claim");
+	r = db_connect(conninfo, &conn, err, sizeof(err));
+	CHECK(r == 0, "the server still runs under the claim: %s",
+	    r == 0 ? "ok" : err);
+	if (conn != NULL)
+		PQfinish(conn);
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	/* The kernel let go of the dead child's claim. */
+	r = pgembed_claim(pg_dir, NULL, NULL, &fd, err, sizeof(err));
+	CHECK(r == 0, "claimed after the holder died: %s", r == 0 ? "ok" : err);
+	if (r == 0)
+		close(fd);
+}
+
 static void
 check_race(const char *tmp)
 {
@@ -95,7 +150,7 @@ check_race(const char *tmp)
 	both = (started ? 1 : 0) + (WIFEXITED(status) &&
 	    WEXITSTATUS(status) == 1 ? 1 : 0);
 	CHECK(both == 1, "exactly one of them started the server (%d)", both);
-	CHECK(pgembed_stop(dir, NULL, NULL) == 0, "stop the raced cluster");
+	CHECK(pgembed_stop(dir, NULL, NULL, false) == 0, "stop the raced cluster");
 }
 
 /*
@@ -384,14 +439,15 @@ main(void)
 
 	PQfinish(conn);
 	conn = NULL;
+	check_claim(pg_dir, conninfo);
 stop:
-	r = pgembed_stop(pg_dir, NULL, NULL);
+	r = pgembed_stop(pg_dir, NULL, NULL, false);
 	CHECK(r == 0, "pgembed_stop");
 	r = db_connect(conninfo, &conn, err, sizeof(err));
 	CHECK(r < 0, "no server after pgembed_stop");
 	if (conn != NULL)
 		PQfinish(conn);
-	CHECK(pgembed_stop(pg_dir, NULL, NULL) == 0,
+	CHECK(pgembed_stop(pg_dir, NULL, NULL, false) == 0,
 	    "pgembed_stop of a stopped server");
 
 	check_race(tmp);
