@@ -420,6 +420,10 @@ cmd_key_generate(int argc, char **argv)
 	if (access(argv[i], F_OK) == 0)
 		return cli_fail("%s exists already: not overwriting a key", argv[i]);
 	r = key_generate_pair(argv[i], pub, pk);
+	if (r == -EINVAL && pub != NULL)
+		return cli_fail("--public %s names the private key file %s itself", pub, argv[i]);
+	if (r == -EEXIST && pub != NULL && access(pub, F_OK) == 0)
+		return cli_fail("%s exists already: not overwriting it", pub);
 	if (r < 0)
 		return cli_fail("cannot make %s%s%s: %s", argv[i], pub != NULL ? " and " : "",
 		    pub != NULL ? pub : "", strerror(-r));

@@ -223,3 +223,27 @@ def test_cannot_reach_database(fed, tmp_path):
     rc, out, err = troquet.fed.passerelle("-c", bad, "member", "list", check=False)
     assert rc == 1
     assert len(err.splitlines()) == 1 and "PostgreSQL" in err, err
+
+
+def test_key_generate_refuses_to_overwrite_the_public_file(fed, tmp_path):
+    """An existing --public file, or --public naming FILE itself, is refused
+    before anything is made, and nothing is removed."""
+    pub = tmp_path / "p.pub"
+    pub.write_text("keep me\n")
+    rc, out, err = run(fed, "key", "generate", tmp_path / "k.key", "--public", pub)
+    assert rc == 1, (rc, err)
+    assert len(err.splitlines()) == 1 and "exists already" in err, err
+    assert pub.read_text() == "keep me\n"
+    assert not (tmp_path / "k.key").exists()
+
+    same = tmp_path / "same.key"
+    for spelt in (same, tmp_path / "." / "same.key"):
+        rc, out, err = run(fed, "key", "generate", same, "--public", spelt)
+        assert rc == 1, (rc, err)
+        assert len(err.splitlines()) == 1 and "private key file" in err, err
+        assert not same.exists()
+
+    rc, out, err = run(fed, "key", "generate", same, "--public", tmp_path / "same.pub")
+    assert rc == 0, err
+    assert "PRIVATE KEY" in same.read_text()
+    assert "PUBLIC KEY" in (tmp_path / "same.pub").read_text()
