@@ -177,7 +177,8 @@ cmd_config_check(int argc, char **argv)
 	{
 		char space[64];
 
-		if (tls_file_space_id_ok(cfg, space, sizeof(space), err, sizeof(err)) < 0) {
+		if (tls_file_space_id_ok(cfg, space, sizeof(space), err, sizeof(err)) < 0 ||
+		    node_pass_key_listed(node, cfg->pass_key, err, sizeof(err)) < 0) {
 			fprintf(stderr, "%s: %s\n", cfg->path, err);
 			node_close(node);
 			config_free(cfg);

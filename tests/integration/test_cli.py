@@ -247,3 +247,30 @@ def test_key_generate_refuses_to_overwrite_the_public_file(fed, tmp_path):
     assert rc == 0, err
     assert "PRIVATE KEY" in same.read_text()
     assert "PUBLIC KEY" in (tmp_path / "same.pub").read_text()
+
+
+def test_config_check_pass_key_the_directory_does_not_list(fed):
+    """A key or kid the directory does not list for this space would sign
+    passes every node refuses as altered: config check says which."""
+    troquet = fed["troquet"]
+    other = troquet.dir / "other-pass.key"
+    if not other.exists():
+        fed.passerelle("key", "generate", other)
+    good = troquet.conf.read_text()
+
+    wrong_key = troquet.dir / "wrong-key.conf"
+    wrong_key.write_text(good.replace("key = pass.key", f"key = {other}"))
+    rc, out, err = fed.passerelle("-c", wrong_key, "config", "check", check=False)
+    assert rc == 1, (rc, out, err)
+    assert len(err.splitlines()) == 1, err
+    assert f"{other} does not match the key directory serial" in err, err
+    assert f"under {troquet.kid}" in err, err
+
+    for kid in ("troquet-9", fed["cordee"].kid):
+        wrong_kid = troquet.dir / "wrong-kid.conf"
+        wrong_kid.write_text(good.replace(f"kid = {troquet.kid}", f"kid = {kid}"))
+        rc, out, err = fed.passerelle("-c", wrong_kid, "config", "check", check=False)
+        assert rc == 1, (rc, out, err)
+        assert len(err.splitlines()) == 1, err
+        assert f"pass key kid {kid} is not in directory serial" in err, err
+        assert "for space troquet" in err, err
