@@ -183,9 +183,11 @@ member_add(PGconn *conn, const struct member_new *m, cJSON **ret, char *err,
 	params[4] = m->plan;
 	params[5] = strcmp(m->plan, "monthly") == 0 ? m->valid_until : NULL;
 	params[6] = tickets;
+	db_expect(SQLSTATE_BAD_DATETIME);
 	res = db_query(conn, "insert into members (pseudonym, display_name, full_name,"
 	    " email, plan, valid_until, tickets) values ($1, $2, $3, $4, $5, $6::date, $7)"
 	    " returning id", 7, params);
+	db_expect(NULL);
 	if (res == NULL) {
 		r = member_date_error(err, errlen, "the day the plan ends must be YYYY-MM-DD");
 		db_rollback(conn);
@@ -493,11 +495,14 @@ member_set_plan(PGconn *conn, const char *ref, const char *plan,
 		    monthly ? (valid_from != NULL ? valid_from : "today") : NULL,
 		    monthly ? valid_until : NULL, monthly && roam_cap >= 0 ? cap : NULL };
 
-		PGresult *res = db_query(conn, "update members set plan = $2,"
+		PGresult *res;
+
+		db_expect(SQLSTATE_BAD_DATETIME);
+		res = db_query(conn, "update members set plan = $2,"
 		    " valid_from = $3::date, valid_until = $4::date, roam_cap = $5::int"
 		    " where id = $1 and ($3::date is null or $3::date <= $4::date)"
 		    " returning id", 5, params);
-
+		db_expect(NULL);
 		if (res == NULL) {
 			r = member_date_error(err, errlen, "dates must be YYYY-MM-DD (or today)");
 		} else if (PQntuples(res) != 1) {

@@ -274,3 +274,22 @@ def test_config_check_pass_key_the_directory_does_not_list(fed):
         assert len(err.splitlines()) == 1, err
         assert f"pass key kid {kid} is not in directory serial" in err, err
         assert "for space troquet" in err, err
+
+
+@pytest.mark.parametrize("args", [
+    ("house", "close", "2026-02-30"),
+    ("house", "close", "2026-02-30", "--reason", "x"),
+    ("house", "reopen", "2026-13-01"),
+    ("house", "hours", "mon", "25:00-26:00"),
+    ("house", "hours", "mon", "19:00-09:00"),
+    ("house", "hours", "mon", "09:60-10:00"),
+])
+def test_house_bad_dates_and_hours_are_one_line(fed, args):
+    """No "query failed" log line before the command's error, and nothing
+    changed."""
+    troquet = fed["troquet"]
+    before = troquet.cli_ok("house", "show", "--json")
+    rc, out, err = troquet.cli(*args)
+    assert rc == 1, (args, rc, out, err)
+    assert len(err.splitlines()) == 1 and err.startswith("passerelle: "), err
+    assert troquet.cli_ok("house", "show", "--json") == before

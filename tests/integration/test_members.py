@@ -141,3 +141,19 @@ def test_member_numbers_and_dates_over_the_api(shared):
     r = cordee.api("POST", path, {"plan": "monthly", "valid_from": "2099-05-31",
                                   "valid_until": "2099-05-31", "roam_cap": 4}, token=token)
     assert r.status == 200 and r.json()["plan"] == "monthly", r.json()
+
+
+def test_bad_dates_are_one_line(shared):
+    """A date PostgreSQL cannot place is the command's own one-line error,
+    with no "query failed" log line before it."""
+    cordee = shared["cordee"]
+    m = cordee.add_member(tickets=1)
+    for args in (("member", "add", "Ana Lima", "--plan", "monthly", "--until", "2026-02-30"),
+                 ("member", "add", "Ana Lima", "--plan", "monthly", "--until", "someday"),
+                 ("member", "plan", m["pseudonym"], "--monthly", "--until", "2026-02-30"),
+                 ("member", "plan", m["pseudonym"], "--monthly", "--from", "2026-13-01",
+                  "--until", "2099-01-01")):
+        rc, out, err = cordee.cli(*args)
+        assert rc == 1, (args, rc, out, err)
+        assert len(err.splitlines()) == 1 and "YYYY-MM-DD" in err, (args, err)
+    assert cordee.balance(m) == (1, 1)
