@@ -129,8 +129,11 @@ cmd_db_status(int argc, char **argv)
 	else
 		printf("schema version %d of %d (%s)%s\n", cur, latest,
 		    s.cfg->database[0] == '\0' ? "embedded PostgreSQL" : "external PostgreSQL",
-		    cur < latest ? ": run 'passerelle db migrate'" : ", up to date");
-	r = 0;
+		    cur < latest ? ": run 'passerelle db migrate'" : cur > latest ?
+		    ": newer than this passerelle knows: install the newer passerelle" :
+		    ", up to date");
+	/* Every other command refuses such a database: so does a script's check. */
+	r = cur > latest ? 1 : 0;
 out:
 	cli_session_close(&s);
 	return r;

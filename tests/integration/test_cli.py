@@ -293,3 +293,22 @@ def test_house_bad_dates_and_hours_are_one_line(fed, args):
     assert rc == 1, (args, rc, out, err)
     assert len(err.splitlines()) == 1 and err.startswith("passerelle: "), err
     assert troquet.cli_ok("house", "show", "--json") == before
+
+
+def test_db_status_of_a_newer_database(federation):
+    """A database newer than the binary is not "up to date": exit 1."""
+    f = federation(spaces=("troquet",))
+    troquet = f["troquet"]
+    troquet.stop()
+    latest = json.loads(troquet.cli_ok("db", "status", "--json"))["latest"]
+    troquet.db().execute("insert into schema_migrations (version, name) values (%s, 'future')",
+                         (latest + 1,))
+    rc, out, err = troquet.cli("db", "status")
+    assert rc == 1, (rc, out, err)
+    assert "up to date" not in out, out
+    assert f"schema version {latest + 1} of {latest}" in out, out
+    assert "newer than this passerelle" in out, out
+    rc, out, err = troquet.cli("db", "status", "--json")
+    assert rc == 1, (rc, out, err)
+    assert json.loads(out)["current"] == latest + 1
+    troquet.db().execute("delete from schema_migrations where version = %s", (latest + 1,))
