@@ -157,3 +157,35 @@ def test_bad_dates_are_one_line(shared):
         assert rc == 1, (args, rc, out, err)
         assert len(err.splitlines()) == 1 and "YYYY-MM-DD" in err, (args, err)
     assert cordee.balance(m) == (1, 1)
+
+
+def test_pass_issue_svg_path_is_checked_before_the_pass_is_made(shared, tmp_path):
+    cordee = shared["cordee"]
+    m = cordee.add_member(tickets=1)
+
+    def passes():
+        return cordee.query_one("select count(*) from passes where member_id = %s",
+                                m["id"])[0]
+
+    bad = tmp_path / "nonexistent" / "x.svg"
+    rc, out, err = cordee.cli("pass", "issue", m["pseudonym"], "--svg", bad)
+    assert rc == 1, (rc, out, err)
+    assert out == "", out
+    assert len(err.splitlines()) == 1 and str(bad) in err, err
+    assert passes() == 0
+
+    # A new file: made with the QR code.  An existing one: replaced whole.
+    svg = tmp_path / "qr.svg"
+    rc, out, err = cordee.cli("pass", "issue", m["pseudonym"], "--svg", svg)
+    assert rc == 0, err
+    assert svg.read_text().lstrip().startswith(("<svg", "<?xml"))
+    first = svg.read_text()
+    svg.write_text(first + "x" * 100000)
+    cordee.cli_ok("pass", "issue", m["pseudonym"], "--svg", svg)
+    assert svg.read_text().rstrip().endswith("</svg>") and len(svg.read_text()) < 100000
+    assert passes() == 2
+
+    # A member that does not exist leaves no file behind.
+    none = tmp_path / "none.svg"
+    rc, out, err = cordee.cli("pass", "issue", "nobody-at-all", "--svg", none)
+    assert rc == 1 and not none.exists(), (rc, err)
