@@ -372,15 +372,20 @@ cmd_outbox_retry(int argc, char **argv)
 {
 	struct cli_session s;
 	struct peer_client *pc = NULL;
-	int i = cli_parse_options(argc, argv, NULL), n = 0, delivered = 0, total = 0;
+	int i = cli_parse_options(argc, argv, NULL), n = 0, delivered = 0, total = 0, r;
 
 	if (argc - i > 1)
 		cli_die_usage("outbox retry takes at most one message id");
 	if (argc - i == 1)
 		(void)cli_parse_int(argv[i], "the message id", 1, 2000000000);
 	cli_session_open(&s, NODE_NEED_DIRECTORY | NODE_NEED_PASS_KEY);
-	if (outbox_retry(s.conn, argc - i == 1 ? argv[i] : NULL, &n) < 0 ||
-	    peer_client_new(&pc, s.node) < 0) {
+	r = outbox_retry(s.conn, argc - i == 1 ? argv[i] : NULL, &n);
+	if (r == -ENOENT || r == -EALREADY) {
+		cli_session_close(&s);
+		return cli_fail(r == -ENOENT ? "no message %s in the outbox" :
+		    "message %s was delivered already", argv[i]);
+	}
+	if (r < 0 || peer_client_new(&pc, s.node) < 0) {
 		cli_session_close(&s);
 		return cli_fail("cannot reach the outbox");
 	}

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from harness import unique
+from harness import unique, wait_until
 
 COMMANDS = [
     "serve", "db migrate", "db status", "config check", "config reference",
@@ -312,3 +312,25 @@ def test_db_status_of_a_newer_database(federation):
     assert rc == 1, (rc, out, err)
     assert json.loads(out)["current"] == latest + 1
     troquet.db().execute("delete from schema_migrations where version = %s", (latest + 1,))
+
+
+def test_outbox_retry_of_an_unknown_or_delivered_message(fed):
+    troquet, cordee = fed["troquet"], fed["cordee"]
+    rc, out, err = troquet.cli("outbox", "retry", "999999999")
+    assert rc == 1, (rc, out, err)
+    assert err == "passerelle: no message 999999999 in the outbox\n", err
+
+    member, token = cordee.member_with_pass(tickets=2)
+    a = troquet.checkin(token).json()
+    assert a["decision"] == "admit", a
+    assert troquet.checkout(a["visit_id"]).status == 200
+    wait_until(lambda: troquet.query_one(
+        "select count(*) from outbox where visit_id = %s and delivered_at is null",
+        a["visit_id"]) == (0,), timeout=10, what="the outbox to deliver")
+    (mid,) = troquet.query_one("select max(id) from outbox where visit_id = %s",
+                               a["visit_id"])
+    assert mid is not None
+    rc, out, err = troquet.cli("outbox", "retry", str(mid))
+    assert rc == 1, (rc, out, err)
+    assert err == f"passerelle: message {mid} was delivered already\n", err
+    troquet.cli_ok("outbox", "retry")
