@@ -198,6 +198,8 @@ api_member_reply(struct http_job *job, int r, cJSON *m, const char *err, int ok_
 		http_reply_error(job, 404, "unknown_member", "%s", err);
 	else if (r == -EINVAL || r == -EPERM)
 		http_reply_error(job, 400, "bad_request", "%s", err);
+	else if (r == -EEXIST || r == -ENOTUNIQ)
+		http_reply_error(job, 409, "conflict", "%s", err);
 	else
 		http_reply_error(job, 503, "unavailable", "%s", err);
 }

@@ -34,7 +34,7 @@
 #define DB_CONNECT_TIMEOUT "10"
 
 static _Thread_local char db_sqlstate[6];
-/* The SQLSTATE a caller handles itself (db_expect), or NULL. */
+/* The SQLSTATEs a caller handles itself (db_expect), or NULL. */
 static _Thread_local const char *db_expected;
 
 /* Copies libpq's message into err on one line, without its final newline. */
@@ -470,12 +470,31 @@ db_expect(const char *sqlstate)
 	db_expected = sqlstate;
 }
 
+/* Whether state is one of the space-separated SQLSTATEs of list. */
+static bool
+db_sqlstate_in(const char *state, const char *list)
+{
+	size_t n = strlen(state);
+
+	if (n == 0)
+		return false;
+	while (*list != '\0') {
+		size_t len = strcspn(list, " ");
+
+		if (len == n && strncmp(list, state, n) == 0)
+			return true;
+		list += len;
+		list += strspn(list, " ");
+	}
+	return false;
+}
+
 /* A failure: a warning, unless the caller said it handles this one. */
 static void
 db_log_failure(const char *err)
 {
-	if (db_expected != NULL && strcmp(db_sqlstate, db_expected) == 0)
-		log_debug("a race the caller resolves: %s", err);
+	if (db_expected != NULL && db_sqlstate_in(db_sqlstate, db_expected))
+		log_debug("an error the caller handles: %s", err);
 	else
 		log_warnx("query failed: %s", err);
 }

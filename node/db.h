@@ -119,11 +119,17 @@ void db_json_column(cJSON *o, const char *name, const PGresult *res, int i,
 const char *db_last_sqlstate(void);
 
 /*
- * Until the next call, a failure of this thread's statements with this
- * SQLSTATE is the caller's to handle (a race it resolves by trying again):
- * logged at debug level, not as a warning.  NULL: none.
+ * Until the next call, a failure of this thread's statements with one of
+ * these SQLSTATEs (separated by spaces) is the caller's to handle (a race
+ * it resolves by trying again, a value it turns into its own one-line
+ * error): logged at debug level, not as a warning.  NULL: none.
  */
-void db_expect(const char *sqlstate);
+void db_expect(const char *sqlstates);
+
+/* The SQLSTATEs of a date or time PostgreSQL cannot read or place. */
+#define SQLSTATE_BAD_DATETIME "22007 22008"
+#define SQLSTATE_UNIQUE_VIOLATION "23505"
+#define SQLSTATE_CHECK_VIOLATION "23514"
 
 /* True when the connection is broken (the caller reconnects). */
 bool db_is_broken(PGconn *conn);

@@ -27,7 +27,6 @@
 #include "util.h"
 #include "visit.h"
 
-#define SQLSTATE_UNIQUE_VIOLATION "23505"
 /*
  * The request hash of a visit id voided before it was authorized (no
  * request's SHA-256 in hex is this): home_void_first, home_decide.

@@ -139,9 +139,11 @@ house_set_hours(PGconn *conn, int weekday, const char *opens, const char *closes
 	} else {
 		const char *params[3] = { wd, opens, closes };
 
+		db_expect(SQLSTATE_BAD_DATETIME " " SQLSTATE_CHECK_VIOLATION);
 		r = db_exec(conn, "insert into house_hours (weekday, opens, closes)"
 		    " values ($1, $2::time, $3::time) on conflict (weekday) do update"
 		    " set opens = $2::time, closes = $3::time", 3, params);
+		db_expect(NULL);
 		if (r < 0) {
 			db_rollback(conn);
 			snprintf(err, errlen, "hours must be HH:MM, opening before closing"
@@ -169,6 +171,7 @@ house_set_closure(PGconn *conn, const char *day, const char *reason,
 
 	if (db_begin(conn) < 0)
 		goto db_error;
+	db_expect(SQLSTATE_BAD_DATETIME);
 	if (reason != NULL) {
 		const char *params[2] = { day, reason };
 
@@ -180,6 +183,7 @@ house_set_closure(PGconn *conn, const char *day, const char *reason,
 		r = db_exec(conn, "delete from house_closures where day = $1::date", 1,
 		    params);
 	}
+	db_expect(NULL);
 	if (r < 0) {
 		db_rollback(conn);
 		snprintf(err, errlen, "'%s' is not a date (YYYY-MM-DD)", day);

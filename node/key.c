@@ -8,6 +8,7 @@
  * are wiped from our buffers once used.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -155,13 +156,54 @@ out:
 	return r;
 }
 
+/*
+ * Whether a and b name one file, the second not necessarily made yet: the
+ * same last component in the same folder (by inode, so "k.key" and
+ * "./k.key" are one), or the same inode when both exist.
+ */
+static bool
+key_same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	char *da = NULL, *db = NULL;
+	const char *ba, *bb;
+	bool same;
+
+	if (strcmp(a, b) == 0)
+		return true;
+	if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+		return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+	ba = strrchr(a, '/') != NULL ? strrchr(a, '/') + 1 : a;
+	bb = strrchr(b, '/') != NULL ? strrchr(b, '/') + 1 : b;
+	if (strcmp(ba, bb) != 0)
+		return false;
+	da = ba == a ? strdup(".") : strndup(a, (size_t)(ba - a));
+	db = bb == b ? strdup(".") : strndup(b, (size_t)(bb - b));
+	same = da != NULL && db != NULL && stat(da, &sa) == 0 &&
+	    stat(db, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+	free(da);
+	free(db);
+	return same;
+}
+
 int
 key_generate_pair(const char *path, const char *pub_path,
     uint8_t ret_pk[KEY_PUBLIC_LEN])
 {
 	uint8_t sk[KEY_SECRET_LEN];
+	struct stat st;
 	int r;
 
+	/*
+	 * Both refusals come before anything is made: writing the public key
+	 * over the private one, or over any other file, would lose a key.
+	 */
+	if (pub_path != NULL) {
+		if (key_same_file(path, pub_path))
+			return -EINVAL;
+		if (lstat(pub_path, &st) == 0)
+			return -EEXIST;
+	}
 	r = key_generate_file(path);
 	if (r < 0)
 		return r;
@@ -169,12 +211,13 @@ key_generate_pair(const char *path, const char *pub_path,
 	sodium_memzero(sk, sizeof(sk));
 	if (r == 0 && pub_path != NULL)
 		r = key_write_public(pub_path, ret_pk);
-	if (r < 0) {
-		/* Half a pair would stop the next attempt ("exists"). */
+	/*
+	 * Half a pair would stop the next attempt ("exists").  Only the private
+	 * key is ours to remove: key_write_public either renamed the whole
+	 * public file into place or left pub_path as it was.
+	 */
+	if (r < 0)
 		unlink(path);
-		if (pub_path != NULL)
-			unlink(pub_path);
-	}
 	return r;
 }
 

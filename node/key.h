@@ -23,8 +23,10 @@ int key_generate_file(const char *path);
 
 /*
  * key_generate_file, then the public key written to pub_path (as
- * key_write_public; none when NULL) and given in ret_pk.  On failure
- * neither file is left.
+ * key_write_public; none when NULL) and given in ret_pk.  Before anything is
+ * made, refuses a pub_path that exists (-EEXIST) or names path itself
+ * (-EINVAL).  On failure neither file is left, and nothing that was there
+ * before is removed.
  */
 int key_generate_pair(const char *path, const char *pub_path,
     uint8_t ret_pk[KEY_PUBLIC_LEN]);

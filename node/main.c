@@ -129,8 +129,11 @@ cmd_db_status(int argc, char **argv)
 	else
 		printf("schema version %d of %d (%s)%s\n", cur, latest,
 		    s.cfg->database[0] == '\0' ? "embedded PostgreSQL" : "external PostgreSQL",
-		    cur < latest ? ": run 'passerelle db migrate'" : ", up to date");
-	r = 0;
+		    cur < latest ? ": run 'passerelle db migrate'" : cur > latest ?
+		    ": newer than this passerelle knows: install the newer passerelle" :
+		    ", up to date");
+	/* Every other command refuses such a database: so does a script's check. */
+	r = cur > latest ? 1 : 0;
 out:
 	cli_session_close(&s);
 	return r;
@@ -177,7 +180,8 @@ cmd_config_check(int argc, char **argv)
 	{
 		char space[64];
 
-		if (tls_file_space_id_ok(cfg, space, sizeof(space), err, sizeof(err)) < 0) {
+		if (tls_file_space_id_ok(cfg, space, sizeof(space), err, sizeof(err)) < 0 ||
+		    node_pass_key_listed(node, cfg->pass_key, err, sizeof(err)) < 0) {
 			fprintf(stderr, "%s: %s\n", cfg->path, err);
 			node_close(node);
 			config_free(cfg);
@@ -368,15 +372,20 @@ cmd_outbox_retry(int argc, char **argv)
 {
 	struct cli_session s;
 	struct peer_client *pc = NULL;
-	int i = cli_parse_options(argc, argv, NULL), n = 0, delivered = 0, total = 0;
+	int i = cli_parse_options(argc, argv, NULL), n = 0, delivered = 0, total = 0, r;
 
 	if (argc - i > 1)
 		cli_die_usage("outbox retry takes at most one message id");
 	if (argc - i == 1)
 		(void)cli_parse_int(argv[i], "the message id", 1, 2000000000);
 	cli_session_open(&s, NODE_NEED_DIRECTORY | NODE_NEED_PASS_KEY);
-	if (outbox_retry(s.conn, argc - i == 1 ? argv[i] : NULL, &n) < 0 ||
-	    peer_client_new(&pc, s.node) < 0) {
+	r = outbox_retry(s.conn, argc - i == 1 ? argv[i] : NULL, &n);
+	if (r == -ENOENT || r == -EALREADY) {
+		cli_session_close(&s);
+		return cli_fail(r == -ENOENT ? "no message %s in the outbox" :
+		    "message %s was delivered already", argv[i]);
+	}
+	if (r < 0 || peer_client_new(&pc, s.node) < 0) {
 		cli_session_close(&s);
 		return cli_fail("cannot reach the outbox");
 	}
@@ -420,6 +429,10 @@ cmd_key_generate(int argc, char **argv)
 	if (access(argv[i], F_OK) == 0)
 		return cli_fail("%s exists already: not overwriting a key", argv[i]);
 	r = key_generate_pair(argv[i], pub, pk);
+	if (r == -EINVAL && pub != NULL)
+		return cli_fail("--public %s names the private key file %s itself", pub, argv[i]);
+	if (r == -EEXIST && pub != NULL && access(pub, F_OK) == 0)
+		return cli_fail("%s exists already: not overwriting it", pub);
 	if (r < 0)
 		return cli_fail("cannot make %s%s%s: %s", argv[i], pub != NULL ? " and " : "",
 		    pub != NULL ? pub : "", strerror(-r));

@@ -7,9 +7,11 @@
  * JSON with --json.  Every change is audited with the actor "cli".
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -160,11 +162,35 @@ manage_member_topup(int argc, char **argv)
 	return manage_member_result(&s, r, m, err);
 }
 
+/*
+ * Writes the whole SVG to fd, from its start, in place of what was there.
+ */
+static int
+manage_write_svg(int fd, const char *svg)
+{
+	size_t len = strlen(svg);
+
+	if (ftruncate(fd, 0) < 0)
+		return -errno;
+	while (len > 0) {
+		ssize_t n = write(fd, svg, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		svg += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 int
 manage_pass_issue(int argc, char **argv)
 {
 	const char *svg_path = NULL;
-	bool show_qr = false;
+	bool show_qr = false, svg_made = false;
 	const struct cli_opt opts[] = {
 		{ "svg", true, &svg_path, NULL },
 		{ "qr", false, NULL, &show_qr },
@@ -173,21 +199,48 @@ manage_pass_issue(int argc, char **argv)
 	struct cli_session s;
 	cJSON *info = NULL;
 	char *token = NULL, err[256];
-	int i = cli_parse_options(argc, argv, opts), r;
+	int i = cli_parse_options(argc, argv, opts), r, svg_fd = -1;
 
 	if (argc - i != 1)
 		cli_die_usage("pass issue takes one member (id, pseudonym or e-mail)");
+	/*
+	 * The SVG file is opened before the pass is signed and recorded: a
+	 * path that cannot be written fails the command with no pass made.
+	 * An existing file keeps its content until the QR code replaces it.
+	 */
 	cli_session_open(&s, NODE_NEED_PASS_KEY);
+	if (svg_path != NULL) {
+		svg_fd = open(svg_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (svg_fd >= 0)
+			svg_made = true;
+		else if (errno == EEXIST)
+			svg_fd = open(svg_path, O_WRONLY | O_CLOEXEC);
+		if (svg_fd < 0) {
+			r = -errno;
+			cli_session_close(&s);
+			return cli_fail("cannot write the QR code to %s: %s", svg_path,
+			    strerror(-r));
+		}
+	}
 	r = member_issue_pass(s.node, s.conn, argv[i], &token, &info, err, sizeof(err));
 	if (r < 0) {
 		cli_session_close(&s);
+		if (svg_fd >= 0) {
+			close(svg_fd);
+			if (svg_made)
+				unlink(svg_path);
+		}
 		return cli_fail("%s", err);
 	}
-	if (svg_path != NULL) {
+	if (svg_fd >= 0) {
 		char *svg = NULL;
+		int w = qr_svg(token, &svg);
 
-		if (qr_svg(token, &svg) < 0 ||
-		    util_write_file(svg_path, svg, strlen(svg), 0644) < 0)
+		if (w == 0)
+			w = manage_write_svg(svg_fd, svg);
+		if (close(svg_fd) < 0 && w == 0)
+			w = -errno;
+		if (w < 0)
 			r = cli_fail("cannot write the QR code to %s", svg_path);
 		free(svg);
 	}

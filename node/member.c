@@ -57,9 +57,36 @@ member_json(PGresult *res, int row)
  * In parentheses, so that a condition the caller appends ("and m.plan =
  * 'tickets'") holds whichever way the member is named.
  */
+/* The first key of the advisory locks on members' e-mails (member_add). */
+#define MEMBER_EMAIL_LOCK_CLASS "7301"
+
 static const char member_where_ref[] =
     " where (m.id = (case when $1 ~ '^[0-9]{1,18}$' then $1::bigint end)"
     " or m.pseudonym = $1 or lower(m.email) = lower($1))";
+
+/*
+ * A reference that matched several members (res: their ids in column 0):
+ * an e-mail that members share, which member_add refuses now but an older
+ * database may hold.  Says so, with the ids to name them by instead.
+ */
+static int
+member_ref_ambiguous(const PGresult *res, const char *ref, char *err, size_t errlen)
+{
+	int rows = PQntuples(res), n;
+	size_t len;
+
+	n = snprintf(err, errlen, "'%s' names %d members (ids", ref, rows);
+	len = n < 0 ? 0 : (size_t)n;
+	for (int i = 0; i < rows && i < 8 && len < errlen; i++) {
+		n = snprintf(err + len, errlen - len, "%s %s", i > 0 ? "," : "",
+		    PQgetvalue(res, i, 0));
+		len += n < 0 ? 0 : (size_t)n;
+	}
+	if (len < errlen)
+		snprintf(err + len, errlen - len, "%s): give the id or the pseudonym",
+		    rows > 8 ? ", ..." : "");
+	return -ENOTUNIQ;
+}
 
 /* The length of the UTF-8 character at s (1 for a stray byte). */
 static size_t
@@ -124,6 +151,39 @@ member_date_error(char *err, size_t errlen, const char *what)
 	return -EIO;
 }
 
+/*
+ * The e-mail names a member, so no two members may have it (in any case):
+ * 0 when no member has it; -EEXIST, saying whose it is.  In the caller's
+ * transaction, under a lock on the e-mail that two adds of it take in turn.
+ * Not a unique index: a database from before may hold duplicates, which
+ * member_ref_ambiguous names.
+ */
+static int
+member_email_free(PGconn *conn, const char *email, char *err, size_t errlen)
+{
+	const char *params[1] = { email };
+	PGresult *res;
+	int r = 0;
+
+	if (db_exec(conn, "select pg_advisory_xact_lock(" MEMBER_EMAIL_LOCK_CLASS ","
+	    " hashtext(lower($1)))", 1, params) < 0)
+		goto db_error;
+	res = db_query(conn, "select id from members where lower(email) = lower($1)"
+	    " order by id limit 1", 1, params);
+	if (res == NULL)
+		goto db_error;
+	if (PQntuples(res) == 1) {
+		snprintf(err, errlen, "e-mail %s is member %s's already", email,
+		    PQgetvalue(res, 0, 0));
+		r = -EEXIST;
+	}
+	PQclear(res);
+	return r;
+db_error:
+	snprintf(err, errlen, "database error while adding the member");
+	return -EIO;
+}
+
 int
 member_add(PGconn *conn, const struct member_new *m, cJSON **ret, char *err,
     size_t errlen)
@@ -176,6 +236,14 @@ member_add(PGconn *conn, const struct member_new *m, cJSON **ret, char *err,
 
 	if (db_begin(conn) < 0)
 		goto out;
+	if (m->email != NULL) {
+		r = member_email_free(conn, m->email, err, errlen);
+		if (r < 0) {
+			db_rollback(conn);
+			return r;
+		}
+		r = -EIO;
+	}
 	params[0] = pseudonym;
 	params[1] = display;
 	params[2] = m->full_name;
@@ -183,9 +251,11 @@ member_add(PGconn *conn, const struct member_new *m, cJSON **ret, char *err,
 	params[4] = m->plan;
 	params[5] = strcmp(m->plan, "monthly") == 0 ? m->valid_until : NULL;
 	params[6] = tickets;
+	db_expect(SQLSTATE_BAD_DATETIME);
 	res = db_query(conn, "insert into members (pseudonym, display_name, full_name,"
 	    " email, plan, valid_until, tickets) values ($1, $2, $3, $4, $5, $6::date, $7)"
 	    " returning id", 7, params);
+	db_expect(NULL);
 	if (res == NULL) {
 		r = member_date_error(err, errlen, "the day the plan ends must be YYYY-MM-DD");
 		db_rollback(conn);
@@ -232,9 +302,14 @@ member_show(PGconn *conn, const char *ref, cJSON **ret, char *err, size_t errlen
 		return -EIO;
 	}
 	if (PQntuples(res) != 1) {
-		snprintf(err, errlen, "no member '%s' (give the id, pseudonym or e-mail)", ref);
+		int r = PQntuples(res) > 1 ? member_ref_ambiguous(res, ref, err, errlen) :
+		    -ENOENT;
+
+		if (r == -ENOENT)
+			snprintf(err, errlen, "no member '%s' (give the id, pseudonym or"
+			    " e-mail)", ref);
 		PQclear(res);
-		return -ENOENT;
+		return r;
 	}
 	*ret = member_json(res, 0);
 	PQclear(res);
@@ -290,10 +365,14 @@ member_topup(PGconn *conn, const char *ref, int tickets, const char *actor,
 		goto db_error;
 	}
 	if (PQntuples(res) != 1) {
+		int r = PQntuples(res) > 1 ? member_ref_ambiguous(res, ref, err, errlen) :
+		    -ENOENT;
+
+		if (r == -ENOENT)
+			snprintf(err, errlen, "no ticket-book member '%s'", ref);
 		PQclear(res);
 		db_rollback(conn);
-		snprintf(err, errlen, "no ticket-book member '%s'", ref);
-		return -ENOENT;
+		return r;
 	}
 	{
 		const char *p3[3] = { PQgetvalue(res, 0, 0), n, actor };
@@ -415,7 +494,7 @@ member_audit(PGconn *conn, const char *actor, const char *action, const char *id
 /*
  * Begins a transaction holding the lock on the member ref names; *id gets
  * its id.  On failure the transaction is rolled back and err says why:
- * -ENOENT (no such member) or -EIO.
+ * -ENOENT (no such member), -ENOTUNIQ (ref names several) or -EIO.
  */
 static int
 member_begin_locked(PGconn *conn, const char *ref, char *id, size_t idlen,
@@ -441,11 +520,13 @@ member_begin_locked(PGconn *conn, const char *ref, char *id, size_t idlen,
 	r = PQntuples(res) == 1 ? 0 : -ENOENT;
 	if (r == 0)
 		util_strlcpy(id, PQgetvalue(res, 0, 0), idlen);
-	PQclear(res);
-	if (r < 0) {
-		db_rollback(conn);
+	else if (PQntuples(res) > 1)
+		r = member_ref_ambiguous(res, ref, err, errlen);
+	else
 		snprintf(err, errlen, "no member '%s'", ref);
-	}
+	PQclear(res);
+	if (r < 0)
+		db_rollback(conn);
 	return r;
 }
 
@@ -499,12 +580,15 @@ member_set_plan(PGconn *conn, const char *ref, const char *plan,
 		    monthly ? (valid_from != NULL ? valid_from : "today") : NULL,
 		    monthly ? valid_until : NULL, monthly && roam_cap >= 0 ? cap : NULL };
 
-		PGresult *res = db_query(conn, "update members set plan = $2,"
+		PGresult *res;
+
+		db_expect(SQLSTATE_BAD_DATETIME);
+		res = db_query(conn, "update members set plan = $2,"
 		    " valid_from = $3::date, valid_until = $4::date, roam_cap = $5::int"
 		    " where id = $1 and ($3::date is null or $3::date <= $4::date)"
 		    " returning coalesce(valid_from::text, ''), coalesce(valid_until::text, ''),"
 		    "  coalesce(roam_cap::text, 'none')", 5, params);
-
+		db_expect(NULL);
 		if (res == NULL) {
 			r = member_date_error(err, errlen, "dates must be YYYY-MM-DD (or today)");
 		} else if (PQntuples(res) != 1) {
@@ -602,19 +686,25 @@ member_revoke(PGconn *conn, const char *ref, bool all, const char *actor,
     int *ret_count, char *err, size_t errlen)
 {
 	const char *params[1] = { ref };
-	char sql[640];
+	char id[32];
 	PGresult *res;
+	int r;
 
-	if (all)
-		snprintf(sql, sizeof(sql), "update passes set revoked_at = now()"
-		    " where revoked_at is null and member_id in (select m.id from members m%s)"
-		    " returning jti", member_where_ref);
-	else
-		snprintf(sql, sizeof(sql), "update passes set revoked_at = now()"
-		    " where jti = $1 and revoked_at is null returning jti");
-	if (db_begin(conn) < 0)
-		goto db_error;
-	res = db_query(conn, sql, 1, params);
+	if (all) {
+		/* The member first: an e-mail members share names none of them. */
+		r = member_begin_locked(conn, ref, id, sizeof(id), err, errlen);
+		if (r < 0)
+			return r;
+		params[0] = id;
+		res = db_query(conn, "update passes set revoked_at = now()"
+		    " where revoked_at is null and member_id = $1::bigint"
+		    " returning jti", 1, params);
+	} else {
+		if (db_begin(conn) < 0)
+			goto db_error;
+		res = db_query(conn, "update passes set revoked_at = now()"
+		    " where jti = $1 and revoked_at is null returning jti", 1, params);
+	}
 	if (res == NULL) {
 		db_rollback(conn);
 		goto db_error;

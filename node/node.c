@@ -534,6 +534,38 @@ node_reload_pass_key(struct node *node, const char *key_file, const char *kid,
 	return 0;
 }
 
+int
+node_pass_key_listed(struct node *node, const char *key_file, char *err, size_t errlen)
+{
+	struct node_directory *nd;
+	uint8_t pk[KEY_PUBLIC_LEN], listed[KEY_PUBLIC_LEN];
+	char kid[64];
+	bool have;
+	int r = 0;
+
+	pthread_mutex_lock(&node->key_lock);
+	have = node->have_pass_key;
+	memcpy(pk, node->pass_pk, sizeof(pk));
+	util_strlcpy(kid, node->pass_kid, sizeof(kid));
+	pthread_mutex_unlock(&node->key_lock);
+	nd = node_directory_current(node);
+	if (!have || nd == NULL)
+		goto out;
+	if (directory_find_key(nd->dir, node->cfg->space_id, kid, listed) < 0) {
+		snprintf(err, errlen, "pass key kid %s is not in directory serial %lld "
+		    "for space %s", kid, (long long)directory_serial(nd->dir),
+		    node->cfg->space_id);
+		r = -ENOENT;
+	} else if (sodium_memcmp(pk, listed, sizeof(pk)) != 0) {
+		snprintf(err, errlen, "%s does not match the key directory serial %lld "
+		    "lists under %s", key_file, (long long)directory_serial(nd->dir), kid);
+		r = -EKEYREJECTED;
+	}
+out:
+	node_directory_put(node, nd);
+	return r;
+}
+
 struct node_directory *
 node_directory_current(struct node *node)
 {

@@ -66,6 +66,16 @@ int node_reload_pass_key(struct node *node, const char *key_file, const char *ki
     char *err, size_t errlen);
 
 /*
+ * Whether the directory in force lists the loaded pass key for this space
+ * under its kid: 0 (also when no key or no directory is loaded), or
+ * -ENOENT (no such kid, or retired) or -EKEYREJECTED (another key under
+ * that kid), with err naming the kid, or key_file, and the serial.  Every
+ * node refuses the passes such a key signs as altered.
+ */
+int node_pass_key_listed(struct node *node, const char *key_file, char *err,
+    size_t errlen);
+
+/*
  * The directory the node trusts, with a reference the caller drops with
  * node_directory_put(): NULL when none is loaded or when it has expired
  * (a running node trusts no space, key or pin of an expired directory,

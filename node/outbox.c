@@ -480,6 +480,7 @@ outbox_retry(PGconn *conn, const char *id, int *ret_count)
 {
 	const char *params[1] = { id };
 	PGresult *res;
+	int r;
 
 	/*
 	 * Every waiting message, or one by id, failed ones included only when
@@ -492,7 +493,16 @@ outbox_retry(PGconn *conn, const char *id, int *ret_count)
 		return -EIO;
 	*ret_count = PQntuples(res);
 	PQclear(res);
-	return 0;
+	if (id == NULL || *ret_count > 0)
+		return 0;
+	/* A named message that was not made due: unknown, or delivered. */
+	res = db_query(conn, "select delivered_at is not null from outbox"
+	    " where id = $1::bigint", 1, params);
+	if (res == NULL)
+		return -EIO;
+	r = PQntuples(res) == 0 ? -ENOENT : -EALREADY;
+	PQclear(res);
+	return r;
 }
 
 int

@@ -62,7 +62,8 @@ int outbox_list(PGconn *conn, bool all, cJSON **ret);
 
 /*
  * Makes waiting messages due now: every one when id is NULL, or the one id
- * names (even one that failed for good); *ret_count counts them.
+ * names (even one that failed for good); *ret_count counts them.  A named
+ * message that is not in the outbox is -ENOENT, one delivered -EALREADY.
  */
 int outbox_retry(PGconn *conn, const char *id, int *ret_count);
 

@@ -398,6 +398,22 @@ refresher_main(void *arg)
 /* ------------------------------------------------------------ the daemon */
 
 /*
+ * A pass key the directory does not list is only warned about: during a
+ * rotation the coordinator's directory that lists the new key may come a
+ * little after the key is switched.
+ */
+static void
+server_warn_unlisted_pass_key(struct node *node, const char *key_file,
+    const char *prefix)
+{
+	char err[512];
+
+	if (node_pass_key_listed(node, key_file, err, sizeof(err)) < 0)
+		log_warnx("%s%s: passes signed now will be refused until the "
+		    "directory lists the key", prefix, err);
+}
+
+/*
  * SIGHUP: what can change without a restart is read again: the pass-signing
  * key and its kid (after a rotation) and the log level; the directory is
  * polled at once.  Other options need a restart, and the log says so.
@@ -416,10 +432,12 @@ server_reload(struct node *node, const struct config *cfg)
 		return;
 	}
 	if (node_reload_pass_key(node, fresh->pass_key, fresh->pass_kid, err,
-	    sizeof(err)) < 0)
+	    sizeof(err)) < 0) {
 		log_warnx("SIGHUP: %s; keeping the current pass key", err);
-	else
+	} else {
 		log_info("SIGHUP: pass-signing key %s loaded", fresh->pass_kid);
+		server_warn_unlisted_pass_key(node, fresh->pass_key, "SIGHUP: ");
+	}
 	if (log_level_parse(fresh->log_level, &lvl) == 0)
 		log_init(lvl, fresh->space_id);
 	config_free(fresh);
@@ -456,6 +474,7 @@ server_run(struct config *cfg)
 		log_warnx("cannot start: %s", err);
 		return 1;
 	}
+	server_warn_unlisted_pass_key(node, cfg->pass_key, "");
 	if (node_db_connect(node, &conn, err, sizeof(err)) < 0) {
 		log_warnx("cannot start: %s", err);
 		goto out;

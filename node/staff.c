@@ -60,6 +60,7 @@ staff_add(PGconn *conn, const char *name, enum staff_role role,
 {
 	char token[STAFF_TOKEN_SIZE], hash[65];
 	const char *params[3];
+	int r;
 
 	if (name == NULL || name[0] == '\0' || strlen(name) > 100) {
 		snprintf(err, errlen, "a staff account needs a name (1 to 100 bytes)");
@@ -69,9 +70,12 @@ staff_add(PGconn *conn, const char *name, enum staff_role role,
 	params[0] = name;
 	params[1] = staff_role_name(role);
 	params[2] = hash;
-	if (db_exec(conn, "insert into staff (name, role, token_hash)"
-	    " values ($1, $2, $3)", 3, params) < 0) {
-		if (strcmp(db_last_sqlstate(), "23505") == 0)
+	db_expect(SQLSTATE_UNIQUE_VIOLATION);
+	r = db_exec(conn, "insert into staff (name, role, token_hash)"
+	    " values ($1, $2, $3)", 3, params);
+	db_expect(NULL);
+	if (r < 0) {
+		if (strcmp(db_last_sqlstate(), SQLSTATE_UNIQUE_VIOLATION) == 0)
 			snprintf(err, errlen, "a staff account named '%s' exists already", name);
 		else
 			snprintf(err, errlen, "database error while adding '%s'", name);

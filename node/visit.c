@@ -30,7 +30,6 @@
 #include "util.h"
 #include "visit.h"
 
-#define SQLSTATE_UNIQUE_VIOLATION "23505"
 
 bool
 visit_id_valid(const char *s)
@@ -238,7 +237,6 @@ static const char visit_update_sql[] =
     " status = case when status = 'pending' then $7 else 'answered late' end,"
     " reason_code = $8, reason = $9, receipt = $10, tickets_left = $11,"
     " rate_cents = $12, currency = $13, under_way = $14 where visit_id = $1";
-#define SQLSTATE_CHECK_VIOLATION "23514"
 #define VISIT_INTERRUPTED "The check-in was interrupted; please scan the pass again."
 
 /* Serialises the seat count between concurrent check-ins of this space. */

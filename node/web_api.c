@@ -173,6 +173,10 @@ web_api_member_revoke(struct web_ctx *c, const char *ref)
 	int n = 0, r;
 
 	r = member_revoke(c->conn, ref, true, c->actor, &n, err, sizeof(err));
+	if (r == -ENOTUNIQ) {
+		api_member_reply(c->job, r, NULL, err, 200);
+		return;
+	}
 	if (r < 0 && r != -ENOENT) {
 		http_reply_error(c->job, 503, "unavailable", "%s", err);
 		return;

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from harness import unique
+from harness import unique, wait_until
 
 COMMANDS = [
     "serve", "db migrate", "db status", "config check", "config reference",
@@ -223,3 +223,114 @@ def test_cannot_reach_database(fed, tmp_path):
     rc, out, err = troquet.fed.passerelle("-c", bad, "member", "list", check=False)
     assert rc == 1
     assert len(err.splitlines()) == 1 and "PostgreSQL" in err, err
+
+
+def test_key_generate_refuses_to_overwrite_the_public_file(fed, tmp_path):
+    """An existing --public file, or --public naming FILE itself, is refused
+    before anything is made, and nothing is removed."""
+    pub = tmp_path / "p.pub"
+    pub.write_text("keep me\n")
+    rc, out, err = run(fed, "key", "generate", tmp_path / "k.key", "--public", pub)
+    assert rc == 1, (rc, err)
+    assert len(err.splitlines()) == 1 and "exists already" in err, err
+    assert pub.read_text() == "keep me\n"
+    assert not (tmp_path / "k.key").exists()
+
+    same = tmp_path / "same.key"
+    for spelt in (same, tmp_path / "." / "same.key"):
+        rc, out, err = run(fed, "key", "generate", same, "--public", spelt)
+        assert rc == 1, (rc, err)
+        assert len(err.splitlines()) == 1 and "private key file" in err, err
+        assert not same.exists()
+
+    rc, out, err = run(fed, "key", "generate", same, "--public", tmp_path / "same.pub")
+    assert rc == 0, err
+    assert "PRIVATE KEY" in same.read_text()
+    assert "PUBLIC KEY" in (tmp_path / "same.pub").read_text()
+
+
+def test_config_check_pass_key_the_directory_does_not_list(fed):
+    """A key or kid the directory does not list for this space would sign
+    passes every node refuses as altered: config check says which."""
+    troquet = fed["troquet"]
+    other = troquet.dir / "other-pass.key"
+    if not other.exists():
+        fed.passerelle("key", "generate", other)
+    good = troquet.conf.read_text()
+
+    wrong_key = troquet.dir / "wrong-key.conf"
+    wrong_key.write_text(good.replace("key = pass.key", f"key = {other}"))
+    rc, out, err = fed.passerelle("-c", wrong_key, "config", "check", check=False)
+    assert rc == 1, (rc, out, err)
+    assert len(err.splitlines()) == 1, err
+    assert f"{other} does not match the key directory serial" in err, err
+    assert f"under {troquet.kid}" in err, err
+
+    for kid in ("troquet-9", fed["cordee"].kid):
+        wrong_kid = troquet.dir / "wrong-kid.conf"
+        wrong_kid.write_text(good.replace(f"kid = {troquet.kid}", f"kid = {kid}"))
+        rc, out, err = fed.passerelle("-c", wrong_kid, "config", "check", check=False)
+        assert rc == 1, (rc, out, err)
+        assert len(err.splitlines()) == 1, err
+        assert f"pass key kid {kid} is not in directory serial" in err, err
+        assert "for space troquet" in err, err
+
+
+@pytest.mark.parametrize("args", [
+    ("house", "close", "2026-02-30"),
+    ("house", "close", "2026-02-30", "--reason", "x"),
+    ("house", "reopen", "2026-13-01"),
+    ("house", "hours", "mon", "25:00-26:00"),
+    ("house", "hours", "mon", "19:00-09:00"),
+    ("house", "hours", "mon", "09:60-10:00"),
+])
+def test_house_bad_dates_and_hours_are_one_line(fed, args):
+    """No "query failed" log line before the command's error, and nothing
+    changed."""
+    troquet = fed["troquet"]
+    before = troquet.cli_ok("house", "show", "--json")
+    rc, out, err = troquet.cli(*args)
+    assert rc == 1, (args, rc, out, err)
+    assert len(err.splitlines()) == 1 and err.startswith("passerelle: "), err
+    assert troquet.cli_ok("house", "show", "--json") == before
+
+
+def test_db_status_of_a_newer_database(federation):
+    """A database newer than the binary is not "up to date": exit 1."""
+    f = federation(spaces=("troquet",))
+    troquet = f["troquet"]
+    troquet.stop()
+    latest = json.loads(troquet.cli_ok("db", "status", "--json"))["latest"]
+    troquet.db().execute("insert into schema_migrations (version, name) values (%s, 'future')",
+                         (latest + 1,))
+    rc, out, err = troquet.cli("db", "status")
+    assert rc == 1, (rc, out, err)
+    assert "up to date" not in out, out
+    assert f"schema version {latest + 1} of {latest}" in out, out
+    assert "newer than this passerelle" in out, out
+    rc, out, err = troquet.cli("db", "status", "--json")
+    assert rc == 1, (rc, out, err)
+    assert json.loads(out)["current"] == latest + 1
+    troquet.db().execute("delete from schema_migrations where version = %s", (latest + 1,))
+
+
+def test_outbox_retry_of_an_unknown_or_delivered_message(fed):
+    troquet, cordee = fed["troquet"], fed["cordee"]
+    rc, out, err = troquet.cli("outbox", "retry", "999999999")
+    assert rc == 1, (rc, out, err)
+    assert err == "passerelle: no message 999999999 in the outbox\n", err
+
+    member, token = cordee.member_with_pass(tickets=2)
+    a = troquet.checkin(token).json()
+    assert a["decision"] == "admit", a
+    assert troquet.checkout(a["visit_id"]).status == 200
+    wait_until(lambda: troquet.query_one(
+        "select count(*) from outbox where visit_id = %s and delivered_at is null",
+        a["visit_id"]) == (0,), timeout=10, what="the outbox to deliver")
+    (mid,) = troquet.query_one("select max(id) from outbox where visit_id = %s",
+                               a["visit_id"])
+    assert mid is not None
+    rc, out, err = troquet.cli("outbox", "retry", str(mid))
+    assert rc == 1, (rc, out, err)
+    assert err == f"passerelle: message {mid} was delivered already\n", err
+    troquet.cli_ok("outbox", "retry")

@@ -123,3 +123,43 @@ def test_embedded_postgresql_by_default(federation):
     rc, out, err = troquet.cli("member", "list", "--json")
     assert rc == 0, err
     assert [m["full_name"] for m in json.loads(out)] == ["Eden Roux"]
+
+
+def test_unlisted_pass_key_is_warned_about_at_start_and_on_sighup(federation):
+    """Not refused (the directory listing a rotated key may come a little
+    later), but the log says that passes signed now will be refused."""
+    f = federation(spaces=("troquet",))
+    troquet = f["troquet"]
+    f.passerelle("key", "generate", troquet.dir / "pass-2.key")
+    good = troquet.conf.read_text()
+    warning = b"passes signed now will be refused until the directory lists the key"
+    assert warning not in troquet.log.read_bytes()
+
+    troquet.conf.write_text(good.replace("kid = troquet-1", "kid = troquet-2").replace(
+        "key = pass.key", "key = pass-2.key"))
+    troquet.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: b"pass-signing key troquet-2 loaded" in troquet.log.read_bytes(),
+               timeout=5, what="the node to load the new key")
+    wait_until(lambda: b"SIGHUP: pass key kid troquet-2 is not in directory serial 1"
+               b" for space troquet: " + warning in troquet.log.read_bytes(),
+               timeout=5, what="the warning on SIGHUP")
+    assert troquet.proc.poll() is None
+
+    # The listed kid with another key: warned at start, and the node runs.
+    assert troquet.stop() == 0
+    troquet.conf.write_text(good.replace("key = pass.key", "key = pass-2.key"))
+    size = troquet.log.stat().st_size
+    troquet.start()
+    started = troquet.log.read_bytes()[size:]
+    assert b"pass-2.key does not match the key directory serial 1 lists under troquet-1: " \
+        + warning in started, started.decode(errors="replace")
+
+    # The listed key: no warning.
+    assert troquet.stop() == 0
+    troquet.conf.write_text(good)
+    size = troquet.log.stat().st_size
+    troquet.start()
+    troquet.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: b"pass-signing key troquet-1 loaded" in troquet.log.read_bytes()[size:],
+               timeout=5, what="the node to reload its key")
+    assert warning not in troquet.log.read_bytes()[size:]

@@ -141,3 +141,104 @@ def test_member_numbers_and_dates_over_the_api(shared):
     r = cordee.api("POST", path, {"plan": "monthly", "valid_from": "2099-05-31",
                                   "valid_until": "2099-05-31", "roam_cap": 4}, token=token)
     assert r.status == 200 and r.json()["plan"] == "monthly", r.json()
+
+
+def test_bad_dates_are_one_line(shared):
+    """A date PostgreSQL cannot place is the command's own one-line error,
+    with no "query failed" log line before it."""
+    cordee = shared["cordee"]
+    m = cordee.add_member(tickets=1)
+    for args in (("member", "add", "Ana Lima", "--plan", "monthly", "--until", "2026-02-30"),
+                 ("member", "add", "Ana Lima", "--plan", "monthly", "--until", "someday"),
+                 ("member", "plan", m["pseudonym"], "--monthly", "--until", "2026-02-30"),
+                 ("member", "plan", m["pseudonym"], "--monthly", "--from", "2026-13-01",
+                  "--until", "2099-01-01")):
+        rc, out, err = cordee.cli(*args)
+        assert rc == 1, (args, rc, out, err)
+        assert len(err.splitlines()) == 1 and "YYYY-MM-DD" in err, (args, err)
+    assert cordee.balance(m) == (1, 1)
+
+
+def test_pass_issue_svg_path_is_checked_before_the_pass_is_made(shared, tmp_path):
+    cordee = shared["cordee"]
+    m = cordee.add_member(tickets=1)
+
+    def passes():
+        return cordee.query_one("select count(*) from passes where member_id = %s",
+                                m["id"])[0]
+
+    bad = tmp_path / "nonexistent" / "x.svg"
+    rc, out, err = cordee.cli("pass", "issue", m["pseudonym"], "--svg", bad)
+    assert rc == 1, (rc, out, err)
+    assert out == "", out
+    assert len(err.splitlines()) == 1 and str(bad) in err, err
+    assert passes() == 0
+
+    # A new file: made with the QR code.  An existing one: replaced whole.
+    svg = tmp_path / "qr.svg"
+    rc, out, err = cordee.cli("pass", "issue", m["pseudonym"], "--svg", svg)
+    assert rc == 0, err
+    assert svg.read_text().lstrip().startswith(("<svg", "<?xml"))
+    first = svg.read_text()
+    svg.write_text(first + "x" * 100000)
+    cordee.cli_ok("pass", "issue", m["pseudonym"], "--svg", svg)
+    assert svg.read_text().rstrip().endswith("</svg>") and len(svg.read_text()) < 100000
+    assert passes() == 2
+
+    # A member that does not exist leaves no file behind.
+    none = tmp_path / "none.svg"
+    rc, out, err = cordee.cli("pass", "issue", "nobody-at-all", "--svg", none)
+    assert rc == 1 and not none.exists(), (rc, err)
+
+
+def test_an_email_names_one_member(shared):
+    """A second member with an e-mail one has already (in any case) is
+    refused, on the command line and over the API."""
+    cordee = shared["cordee"]
+    m = cordee.add_member(tickets=1)
+    email = m["email"]
+    rc, out, err = cordee.cli("member", "add", "Autre Personne", "--email", email.upper())
+    assert rc == 1, (rc, out, err)
+    assert err == f"passerelle: e-mail {email.upper()} is member {m['id']}'s already\n", err
+    r = cordee.api("POST", "/api/v1/members", {"full_name": "Autre Personne",
+                                               "email": email},
+                   token=cordee.staff_token("manager"))
+    assert r.status == 409, r
+    assert f"is member {m['id']}'s already" in r.json()["detail"], r.json()
+    assert cordee.query_one("select count(*) from members where lower(email) = lower(%s)",
+                            email) == (1,)
+
+
+def test_an_email_two_members_share_is_said_so(shared):
+    """A database from before may hold an e-mail twice: naming a member by it
+    says it names several, and changes nothing."""
+    cordee = shared["cordee"]
+    m = cordee.add_member(tickets=1)
+    pseudonym = m["pseudonym"]
+    cordee.issue_pass(m)
+    (other,) = cordee.query_one(
+        "insert into members (pseudonym, display_name, full_name, email, plan, tickets)"
+        " values (%s, 'Old D.', 'Old Duplicate', %s, 'tickets', 0) returning id",
+        pseudonym + "-dup", m["email"].upper())
+    ids = sorted([m["id"], other])
+    said = f"'{m['email']}' names 2 members (ids {ids[0]}, {ids[1]}): give the id or the pseudonym"
+    for args in (("member", "show", m["email"]),
+                 ("member", "topup", m["email"], "1"),
+                 ("member", "history", m["email"]),
+                 ("member", "suspend", m["email"]),
+                 ("member", "plan", m["email"], "--monthly", "--until", "2099-01-01"),
+                 ("pass", "issue", m["email"]),
+                 ("pass", "revoke", "--member", m["email"])):
+        rc, out, err = cordee.cli(*args)
+        assert rc == 1, (args, rc, out, err)
+        assert err == f"passerelle: {said}\n", (args, err)
+    r = cordee.api("GET", f"/api/v1/members/{m['email']}",
+                   token=cordee.staff_token("manager"))
+    assert r.status == 409 and r.json()["detail"] == said, r
+    assert cordee.balance(m) == (1, 1)
+    assert cordee.query_one("select count(*) from passes where member_id = %s"
+                            " and revoked_at is null", m["id"]) == (1,)
+    # By id or pseudonym, each is itself.
+    assert json.loads(cordee.cli_ok("member", "show", "--json", str(other)))["id"] == other
+    assert json.loads(cordee.cli_ok("member", "show", "--json", "--", pseudonym))["id"] == m["id"]
+    cordee.db().execute("delete from members where id = %s", (other,))

@@ -173,3 +173,11 @@ def test_every_worker_forgets_a_removed_token(shared):
     troquet.cli_ok("staff", "remove", name)
     assert refused(troquet, new)
     assert [can_read_visits(troquet, new) for _ in range(40)] == [False] * 40
+
+
+def test_duplicate_name_is_one_line(shared):
+    troquet = shared["troquet"]
+    name, _ = add(troquet)
+    rc, out, err = troquet.cli("staff", "add", name, "--role", "concierge")
+    assert rc == 1, (rc, out, err)
+    assert err.splitlines() == [f"passerelle: a staff account named '{name}' exists already"], err
