@@ -911,6 +911,12 @@ visit_check_in(struct node *node, PGconn *conn, struct peer_client *pc,
 		}
 		if (visit_store_answer(conn, ret, &claims) < 0)
 			goto db_error;
+		/*
+		 * The home answered, so it is up: the void goes now, so that
+		 * the member's next scan finds nothing waiting before it.
+		 */
+		if (!unreachable && ret->home_admitted && !ret->admitted)
+			(void)outbox_flush_member(node, conn, pc, claims.iss, claims.sub);
 	}
 	return 0;
 

@@ -150,8 +150,12 @@ def test_serve_starts_its_cluster_again_when_it_dies(embedded):
     f = embedded()
     troquet = f["troquet"]
     troquet.start()
-    os.kill(_postmaster_pid(troquet), signal.SIGKILL)
-    wait_until(lambda: _cluster_runs(troquet) and _database(troquet) == "ok",
+    killed = _postmaster_pid(troquet)
+    os.kill(killed, signal.SIGKILL)
+    # A new postmaster, not the killed one still dying (or its backends,
+    # which answer until they notice).
+    wait_until(lambda: _postmaster_pid(troquet) not in (None, killed)
+               and _cluster_runs(troquet) and _database(troquet) == "ok",
                timeout=30, interval=0.5, what="the cluster to be started again")
     assert "started it again" in troquet.log.read_text(), tail(troquet.log)
     assert troquet.stop() == 0
