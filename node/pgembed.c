@@ -1144,6 +1144,23 @@ out:
 	return r;
 }
 
+/* A handle on the cluster in pg_dir, with its folders made. */
+static int
+pgembed_open(const char *pg_dir, const char *bin_dir, const char *run_as,
+    struct pgembed **ret, char *err, size_t errlen)
+{
+	int r = pgembed_new(pg_dir, bin_dir, run_as, ret, err, errlen);
+
+	if (r < 0)
+		return r;
+	r = pgembed_make_dirs(*ret, err, errlen);
+	if (r < 0) {
+		pgembed_free(*ret);
+		*ret = NULL;
+	}
+	return r;
+}
+
 int
 pgembed_ensure(const char *pg_dir, const char *bin_dir, const char *run_as,
     char *ret_conninfo, size_t len, bool *ret_started, char *err, size_t errlen)
@@ -1152,12 +1169,9 @@ pgembed_ensure(const char *pg_dir, const char *bin_dir, const char *run_as,
 	bool started = false;
 	int r, n;
 
-	r = pgembed_new(pg_dir, bin_dir, run_as, &pe, err, errlen);
+	r = pgembed_open(pg_dir, bin_dir, run_as, &pe, err, errlen);
 	if (r < 0)
 		return r;
-	r = pgembed_make_dirs(pe, err, errlen);
-	if (r < 0)
-		goto out;
 	r = pgembed_lock(pe, err, errlen);
 	if (r < 0)
 		goto out;
@@ -1232,12 +1246,9 @@ pgembed_claim(const char *pg_dir, const char *bin_dir, const char *run_as,
 	pid_t holder;
 	int fd = -1, r, n;
 
-	r = pgembed_new(pg_dir, bin_dir, run_as, &pe, err, errlen);
+	r = pgembed_open(pg_dir, bin_dir, run_as, &pe, err, errlen);
 	if (r < 0)
 		return r;
-	r = pgembed_make_dirs(pe, err, errlen);
-	if (r < 0)
-		goto out;
 	fd = open(pe->claim_file, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
 	    0644);
 	if (fd < 0) {
