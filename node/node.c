@@ -579,12 +579,18 @@ node_directory_current(struct node *node)
 	return nd;
 }
 
+static bool
+node_directory_past(const struct node_directory *nd)
+{
+	return nd != NULL && directory_expires_at(nd->dir) <= util_now();
+}
+
 struct node_directory *
 node_directory_get(struct node *node)
 {
 	struct node_directory *nd = node_directory_current(node);
 
-	if (nd != NULL && directory_expires_at(nd->dir) <= util_now()) {
+	if (node_directory_past(nd)) {
 		node_directory_put(node, nd);
 		return NULL;
 	}
@@ -595,7 +601,7 @@ bool
 node_directory_expired(struct node *node)
 {
 	struct node_directory *nd = node_directory_current(node);
-	bool expired = nd != NULL && directory_expires_at(nd->dir) <= util_now();
+	bool expired = node_directory_past(nd);
 
 	node_directory_put(node, nd);
 	return expired;
