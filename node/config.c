@@ -372,6 +372,21 @@ config_load(const char *path, FILE *errors, struct config **ret)
 			config_error(&p, 0, "[node] space_id '%s': use 1 to 63 of a-z, 0-9 and -",
 			    cfg->space_id);
 	}
+	{
+		/* What serve would refuse, said by config check too. */
+		const char *const listens[2][2] = { { "federation", cfg->fed_listen },
+			{ "local", cfg->local_listen } };
+
+		for (int i = 0; i < 2; i++) {
+			char host[256], port[16];
+
+			if (listens[i][1] != NULL && util_parse_listen(listens[i][1], host,
+			    sizeof(host), port, sizeof(port)) < 0)
+				config_error(&p, 0, "[%s] listen '%s': use HOST:PORT"
+				    " (or [IPV6]:PORT), with a port of 0 to 65535",
+				    listens[i][0], listens[i][1]);
+		}
+	}
 	if (cfg->local_trusted_proxy != NULL && cfg->local_trusted_proxy[0] != '\0') {
 		unsigned char addr[sizeof(struct in6_addr)];
 

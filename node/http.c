@@ -819,29 +819,6 @@ http_bev_tls_cb(struct event_base *base, void *arg)
 	return bev;
 }
 
-static int
-http_parse_listen(const char *addr, char *host, size_t hostlen, char *port,
-    size_t portlen)
-{
-	const char *colon;
-
-	if (addr[0] == '[') {
-		const char *end = strchr(addr, ']');
-
-		if (end == NULL || end[1] != ':')
-			return -EINVAL;
-		snprintf(host, hostlen, "%.*s", (int)(end - addr - 1), addr + 1);
-		snprintf(port, portlen, "%s", end + 2);
-		return 0;
-	}
-	colon = strrchr(addr, ':');
-	if (colon == NULL || colon == addr)
-		return -EINVAL;
-	snprintf(host, hostlen, "%.*s", (int)(colon - addr), addr);
-	snprintf(port, portlen, "%s", colon + 1);
-	return 0;
-}
-
 /* One listening socket per loop thread, all on the same port. */
 static int
 http_listen_socket(const char *addr, int port_override, char *err, size_t errlen,
@@ -853,7 +830,7 @@ http_listen_socket(const char *addr, int port_override, char *err, size_t errlen
 	socklen_t sslen = sizeof(ss);
 	int fd = -1, one = 1, r;
 
-	if (http_parse_listen(addr, host, sizeof(host), port, sizeof(port)) < 0) {
+	if (util_parse_listen(addr, host, sizeof(host), port, sizeof(port)) < 0) {
 		snprintf(err, errlen, "listen address '%s' is not HOST:PORT", addr);
 		return -EINVAL;
 	}

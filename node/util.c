@@ -390,3 +390,30 @@ util_aprintf(const char *fmt, ...)
 	va_end(ap);
 	return n < 0 ? NULL : s;
 }
+
+int
+util_parse_listen(const char *addr, char *host, size_t hostlen, char *port,
+    size_t portlen)
+{
+	const char *colon, *p;
+
+	if (addr[0] == '[') {
+		const char *end = strchr(addr, ']');
+
+		if (end == NULL || end[1] != ':')
+			return -EINVAL;
+		snprintf(host, hostlen, "%.*s", (int)(end - addr - 1), addr + 1);
+		p = end + 2;
+	} else {
+		colon = strrchr(addr, ':');
+		if (colon == NULL || colon == addr)
+			return -EINVAL;
+		snprintf(host, hostlen, "%.*s", (int)(colon - addr), addr);
+		p = colon + 1;
+	}
+	if (p[0] == '\0' || strlen(p) > 5 || strspn(p, "0123456789") != strlen(p) ||
+	    atoi(p) > 65535)
+		return -EINVAL;
+	snprintf(port, portlen, "%s", p);
+	return 0;
+}

@@ -67,6 +67,13 @@ void util_sha256_hex(const void *data, size_t len, char out[65]);
 /* Parses a duration like "90s", "15m", "5h", "30d" (bare number: seconds). */
 int util_parse_duration(const char *s, int64_t *ret_seconds);
 
+/*
+ * A listen address, HOST:PORT or [IPV6]:PORT, into its host and its port
+ * (0 to 65535, digits only): 0, or -EINVAL.  The host is not resolved.
+ */
+int util_parse_listen(const char *addr, char *host, size_t hostlen, char *port,
+    size_t portlen);
+
 /* The string member name of a JSON object, or NULL (absent, not a string). */
 const char *util_json_string(const cJSON *o, const char *name);
 /* Whether o[name] is a string equal to value (never for a NULL value). */

@@ -156,6 +156,19 @@ test_errors(void)
 	CHECK(r < 0 && strstr(errs, "trusted_proxy 'proxy.lan'") != NULL,
 	    "a trusted proxy by name is refused (%s)", errs);
 
+	/* What serve would refuse to listen on (review L2: config check said OK). */
+	r = load("[node]\nspace_id = s\n[pass]\nkid = k\n[federation]\n"
+	    "listen = nonsense\n[local]\nlisten = 127.0.0.1:70000\n", &cfg, errs,
+	    sizeof(errs));
+	CHECK(r < 0 && strstr(errs, "[federation] listen 'nonsense': use HOST:PORT") != NULL &&
+	    strstr(errs, "[local] listen '127.0.0.1:70000'") != NULL,
+	    "listen addresses are checked at load (%s)", errs);
+	r = load("[node]\nspace_id = s\n[pass]\nkid = k\n[federation]\n"
+	    "listen = [::1]:7443\n[local]\nlisten = localhost:0\n", &cfg, errs, sizeof(errs));
+	CHECK(r == 0, "[::1]:7443 and localhost:0 load (%s)", errs);
+	config_free(cfg);
+	cfg = NULL;
+
 	/* Found by tests/fuzz: seconds times 1000 overflowed before the range check. */
 	r = load("[node]\nspace_id = s\n[pass]\nkid = k\n[visit]\n"
 	    "peer_timeout = 150022222222222222\n", &cfg, errs, sizeof(errs));

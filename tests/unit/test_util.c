@@ -35,6 +35,25 @@ test_duration(void)
 	int64_t s = 0;
 
 	CHECK(util_parse_duration("90", &s) == 0 && s == 90, "bare seconds");
+	{
+		char host[64], port[8];
+
+		CHECK(util_parse_listen("127.0.0.1:7080", host, sizeof(host), port,
+		    sizeof(port)) == 0 && strcmp(host, "127.0.0.1") == 0 &&
+		    strcmp(port, "7080") == 0, "HOST:PORT");
+		CHECK(util_parse_listen("[::1]:443", host, sizeof(host), port,
+		    sizeof(port)) == 0 && strcmp(host, "::1") == 0 &&
+		    strcmp(port, "443") == 0, "[IPV6]:PORT");
+		CHECK(util_parse_listen("nonsense", host, sizeof(host), port,
+		    sizeof(port)) == -EINVAL, "no port");
+		CHECK(util_parse_listen("h:", host, sizeof(host), port, sizeof(port)) ==
+		    -EINVAL && util_parse_listen("h:http", host, sizeof(host), port,
+		    sizeof(port)) == -EINVAL && util_parse_listen("h:65536", host,
+		    sizeof(host), port, sizeof(port)) == -EINVAL &&
+		    util_parse_listen(":80", host, sizeof(host), port, sizeof(port)) ==
+		    -EINVAL && util_parse_listen("[::1]80", host, sizeof(host), port,
+		    sizeof(port)) == -EINVAL, "empty, named, too big, no host, no colon");
+	}
 	CHECK(util_parse_duration("15m", &s) == 0 && s == 900, "minutes");
 	CHECK(util_parse_duration("5h", &s) == 0 && s == 18000, "hours");
 	CHECK(util_parse_duration("30d", &s) == 0 && s == 2592000, "days");
