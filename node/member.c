@@ -65,16 +65,25 @@ static const char member_where_ref[] =
     " or m.pseudonym = $1 or lower(m.email) = lower($1))";
 
 /*
- * A reference that matched several members (res: their ids in column 0):
- * an e-mail that members share, which member_add refuses now but an older
- * database may hold.  Says so, with the ids to name them by instead.
+ * Whether ref named exactly one member (res: the members it matched, their
+ * ids in column 0): 0; -ENOENT when none ("no WHAT 'REF'HINT"); -ENOTUNIQ
+ * when several, which an e-mail that members share gives (member_add
+ * refuses it now, but an older database may hold one): said, with the ids
+ * to name them by instead.
  */
 static int
-member_ref_ambiguous(const PGresult *res, const char *ref, char *err, size_t errlen)
+member_ref_one(const PGresult *res, const char *ref, const char *what,
+    const char *hint, char *err, size_t errlen)
 {
 	int rows = PQntuples(res), n;
 	size_t len;
 
+	if (rows == 1)
+		return 0;
+	if (rows == 0) {
+		snprintf(err, errlen, "no %s '%s'%s", what, ref, hint);
+		return -ENOENT;
+	}
 	n = snprintf(err, errlen, "'%s' names %d members (ids", ref, rows);
 	len = n < 0 ? 0 : (size_t)n;
 	for (int i = 0; i < rows && i < 8 && len < errlen; i++) {
@@ -156,7 +165,7 @@ member_date_error(char *err, size_t errlen, const char *what)
  * 0 when no member has it; -EEXIST, saying whose it is.  In the caller's
  * transaction, under a lock on the e-mail that two adds of it take in turn.
  * Not a unique index: a database from before may hold duplicates, which
- * member_ref_ambiguous names.
+ * member_ref_one names.
  */
 static int
 member_email_free(PGconn *conn, const char *email, char *err, size_t errlen)
@@ -302,12 +311,9 @@ member_show(PGconn *conn, const char *ref, cJSON **ret, char *err, size_t errlen
 		return -EIO;
 	}
 	if (PQntuples(res) != 1) {
-		int r = PQntuples(res) > 1 ? member_ref_ambiguous(res, ref, err, errlen) :
-		    -ENOENT;
+		int r = member_ref_one(res, ref, "member",
+		    " (give the id, pseudonym or e-mail)", err, errlen);
 
-		if (r == -ENOENT)
-			snprintf(err, errlen, "no member '%s' (give the id, pseudonym or"
-			    " e-mail)", ref);
 		PQclear(res);
 		return r;
 	}
@@ -365,11 +371,8 @@ member_topup(PGconn *conn, const char *ref, int tickets, const char *actor,
 		goto db_error;
 	}
 	if (PQntuples(res) != 1) {
-		int r = PQntuples(res) > 1 ? member_ref_ambiguous(res, ref, err, errlen) :
-		    -ENOENT;
+		int r = member_ref_one(res, ref, "ticket-book member", "", err, errlen);
 
-		if (r == -ENOENT)
-			snprintf(err, errlen, "no ticket-book member '%s'", ref);
 		PQclear(res);
 		db_rollback(conn);
 		return r;
@@ -517,13 +520,9 @@ member_begin_locked(PGconn *conn, const char *ref, char *id, size_t idlen,
 		snprintf(err, errlen, "database error");
 		return -EIO;
 	}
-	r = PQntuples(res) == 1 ? 0 : -ENOENT;
+	r = member_ref_one(res, ref, "member", "", err, errlen);
 	if (r == 0)
 		util_strlcpy(id, PQgetvalue(res, 0, 0), idlen);
-	else if (PQntuples(res) > 1)
-		r = member_ref_ambiguous(res, ref, err, errlen);
-	else
-		snprintf(err, errlen, "no member '%s'", ref);
 	PQclear(res);
 	if (r < 0)
 		db_rollback(conn);
